@@ -1,1 +1,14 @@
-//! weft-engine
+//! What `docker run` means in weft: image → bundle → runtime create → network attach → start,
+//! and the rest of a container's life (stop, rm, ps, inspect, logs, exec), over the store.
+
+mod cluster;
+mod container;
+mod network;
+mod view;
+
+pub use cluster::{require_root, Cluster, NodeRef};
+pub use container::{
+    exec, inspect, kill, logs, ps, remove, run, stop, RunOptions, RunOutcome,
+};
+pub use network::{create_network, inspect_network, list_networks, remove_network, NetworkOptions};
+pub use view::{ContainerView, State};

@@ -1,1 +1,330 @@
-//! weft-ipam
+//! weft-ipam: Calico-style IP address management on the store.
+//!
+//! An [`IpPool`] is cut into blocks (default /26). A node claims a block for itself (affinity)
+//! and hands out its addresses to handles (`<network>.<container-id>`). Every change is one
+//! store transaction that compares the mod revisions of the records it read, so any number of
+//! processes on any number of hosts can allocate at once: the loser of a race re-reads and
+//! tries again.
+//!
+//! Records: pools under [`keys::POOLS`], blocks under [`keys::BLOCKS`], handles under
+//! [`keys::HANDLES`], all JSON.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+use weft_store::{get_json, list_json, Store};
+
+mod alloc;
+mod check;
+pub mod keys;
+mod pools;
+mod release;
+
+pub use check::Problem;
+
+/// Default block prefix length.
+pub const DEFAULT_BLOCK_SIZE: u8 = 26;
+
+fn default_block_size() -> u8 {
+    DEFAULT_BLOCK_SIZE
+}
+
+/// A range of addresses that workloads get theirs from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpPool {
+    pub name: String,
+    pub cidr: Ipv4Net,
+    /// Prefix length of the blocks the pool is cut into (default 26).
+    #[serde(default = "default_block_size")]
+    pub block_size: u8,
+    /// A disabled pool hands out no new addresses automatically (an explicit address still works).
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+impl IpPool {
+    /// An enabled pool with the default block size.
+    pub fn new(name: &str, cidr: Ipv4Net) -> Self {
+        Self {
+            name: name.to_string(),
+            cidr,
+            block_size: DEFAULT_BLOCK_SIZE,
+            disabled: false,
+        }
+    }
+
+    /// Number of addresses in the pool.
+    pub fn size(&self) -> u64 {
+        1u64 << (32 - u32::from(self.cidr.prefix_len()))
+    }
+}
+
+/// A slice of a pool, claimed by one node, with the addresses it handed out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Block {
+    pub cidr: Ipv4Net,
+    /// Name of the pool the block belongs to.
+    pub pool: String,
+    /// The node the block is affine to.
+    pub affinity: Option<String>,
+    /// Ordinal (offset in the block) → handle holding that address.
+    #[serde(default)]
+    pub allocations: BTreeMap<u32, String>,
+    /// Bumped on every change.
+    #[serde(default)]
+    pub sequence: u64,
+}
+
+impl Block {
+    /// Number of addresses in the block.
+    pub fn size(&self) -> u64 {
+        1u64 << (32 - u32::from(self.cidr.prefix_len()))
+    }
+
+    /// The address at `ordinal`.
+    pub fn addr(&self, ordinal: u32) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.cidr.network()).wrapping_add(ordinal))
+    }
+
+    /// The ordinal of `addr`, if the block contains it.
+    pub fn ordinal(&self, addr: Ipv4Addr) -> Option<u32> {
+        self.cidr
+            .contains(&addr)
+            .then(|| u32::from(addr) - u32::from(self.cidr.network()))
+    }
+
+    /// The allocated addresses with their handles, in address order.
+    pub fn addresses(&self) -> impl Iterator<Item = (Ipv4Addr, &str)> + '_ {
+        self.allocations
+            .iter()
+            .map(|(o, h)| (self.addr(*o), h.as_str()))
+    }
+}
+
+/// The addresses held by one workload attachment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handle {
+    /// `<network>.<container-id>`.
+    pub id: String,
+    /// The node the addresses were allocated on.
+    pub node: String,
+    pub addresses: Vec<Ipv4Addr>,
+}
+
+/// How much of a pool is used (for `weft ipam show`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolUsage {
+    pub pool: String,
+    pub cidr: Ipv4Net,
+    pub block_size: u8,
+    pub disabled: bool,
+    /// Addresses in the pool.
+    pub size: u64,
+    /// Addresses allocated.
+    pub in_use: u64,
+    /// Blocks claimed by nodes.
+    pub blocks: u64,
+    /// Blocks the pool can be cut into.
+    pub blocks_total: u64,
+}
+
+/// What can go wrong with IPAM.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] weft_store::Error),
+    #[error("IP pool {0} does not exist; create it first (`weft apply -f` an IPPool, or `weft network create`)")]
+    PoolNotFound(String),
+    #[error("IP pool {0} is disabled: it hands out no new addresses; enable it or use another pool")]
+    PoolDisabled(String),
+    #[error("IP pool {pool} ({cidr}) is exhausted for node {node}: its blocks are full and no free block is left; add a pool, or free addresses (`weft ipam gc`)")]
+    PoolExhausted {
+        pool: String,
+        cidr: Ipv4Net,
+        node: String,
+    },
+    #[error("invalid IP pool {pool}: {reason}")]
+    InvalidPool { pool: String, reason: String },
+    #[error("IP pool {pool} ({cidr}) overlaps IP pool {other} ({other_cidr}); choose a CIDR that does not overlap")]
+    PoolOverlap {
+        pool: String,
+        cidr: Ipv4Net,
+        other: String,
+        other_cidr: Ipv4Net,
+    },
+    #[error("IP pool {pool} already exists with {existing}; delete it first to change it")]
+    PoolExists { pool: String, existing: String },
+    #[error("IP pool {pool} still has {in_use} address(es) allocated; remove the workloads using it (and run `weft ipam gc`) first")]
+    PoolInUse { pool: String, in_use: u64 },
+    #[error("address {addr} is not in IP pool {pool} ({cidr}); request an address inside the pool")]
+    AddressOutsidePool {
+        addr: Ipv4Addr,
+        pool: String,
+        cidr: Ipv4Net,
+    },
+    #[error("address {addr} is the network address of IP pool {pool} and is never handed out")]
+    AddressReserved { addr: Ipv4Addr, pool: String },
+    #[error("address {addr} is already allocated to {handle}; pick another address")]
+    AddressInUse { addr: Ipv4Addr, handle: String },
+    #[error("address {addr} lies in block {block}, which {owner}; request it on that node or pick another address")]
+    AddressNotHere {
+        addr: Ipv4Addr,
+        block: Ipv4Net,
+        owner: String,
+    },
+    #[error("invalid IPAM handle {handle:?}: {reason}")]
+    InvalidHandle { handle: String, reason: String },
+    #[error("IPAM handle {handle} belongs to node {owner}, not {node}; release it there first")]
+    HandleOnOtherNode {
+        handle: String,
+        owner: String,
+        node: String,
+    },
+    #[error("{what}: other writers kept changing the same IPAM records ({attempts} attempts); try again")]
+    Contention { what: String, attempts: u32 },
+}
+
+/// Result with [`Error`] by default.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// IPAM operations over a store.
+pub struct Ipam<'a> {
+    store: &'a dyn Store,
+}
+
+impl<'a> Ipam<'a> {
+    /// IPAM on `store`.
+    pub fn new(store: &'a dyn Store) -> Self {
+        Self { store }
+    }
+
+    /// Every pool, by name.
+    pub fn pools(&self) -> Result<Vec<IpPool>> {
+        Ok(list_json::<IpPool>(self.store, keys::POOLS)?
+            .into_iter()
+            .map(|(_, p, _)| p)
+            .collect())
+    }
+
+    /// The pool `name`.
+    pub fn pool(&self, name: &str) -> Result<IpPool> {
+        get_json::<IpPool>(self.store, &keys::pool(name))?
+            .map(|(p, _)| p)
+            .ok_or_else(|| Error::PoolNotFound(name.to_string()))
+    }
+
+    /// Every block, in address order.
+    pub fn blocks(&self) -> Result<Vec<Block>> {
+        Ok(self.blocks_rev()?.into_iter().map(|(_, b, _)| b).collect())
+    }
+
+    /// The blocks affine to `node`, in address order.
+    pub fn blocks_of(&self, node: &str) -> Result<Vec<Block>> {
+        Ok(self
+            .blocks()?
+            .into_iter()
+            .filter(|b| b.affinity.as_deref() == Some(node))
+            .collect())
+    }
+
+    /// Every handle, by id.
+    pub fn handles(&self) -> Result<Vec<Handle>> {
+        Ok(list_json::<Handle>(self.store, keys::HANDLES)?
+            .into_iter()
+            .map(|(_, h, _)| h)
+            .collect())
+    }
+
+    /// The handle `id`, if it holds addresses.
+    pub fn handle(&self, id: &str) -> Result<Option<Handle>> {
+        Ok(get_json::<Handle>(self.store, &keys::handle(id))?.map(|(h, _)| h))
+    }
+
+    /// Usage of every pool.
+    pub fn usage(&self) -> Result<Vec<PoolUsage>> {
+        let blocks = self.blocks()?;
+        Ok(self
+            .pools()?
+            .into_iter()
+            .map(|p| {
+                let mine = blocks.iter().filter(|b| b.pool == p.name);
+                PoolUsage {
+                    size: p.size(),
+                    in_use: mine.clone().map(|b| b.allocations.len() as u64).sum(),
+                    blocks: mine.count() as u64,
+                    blocks_total: 1u64
+                        << u32::from(p.block_size.saturating_sub(p.cidr.prefix_len())),
+                    pool: p.name,
+                    cidr: p.cidr,
+                    block_size: p.block_size,
+                    disabled: p.disabled,
+                }
+            })
+            .collect())
+    }
+
+    /// Blocks with their keys and mod revisions, in address order.
+    fn blocks_rev(&self) -> Result<Vec<(String, Block, i64)>> {
+        let mut blocks = list_json::<Block>(self.store, keys::BLOCKS)?;
+        blocks.sort_by_key(|(_, b, _)| (b.cidr.network(), b.cidr.prefix_len()));
+        Ok(blocks)
+    }
+}
+
+/// Bounded retries with jitter for compare-and-swap loops.
+struct Retry {
+    what: String,
+    start: Instant,
+    attempt: u32,
+}
+
+impl Retry {
+    /// Give up after this long of losing races.
+    const GIVE_UP: Duration = Duration::from_secs(120);
+
+    fn new(what: impl Into<String>) -> Self {
+        Self {
+            what: what.into(),
+            start: Instant::now(),
+            attempt: 0,
+        }
+    }
+
+    /// Waits before the next attempt, or fails when retrying has gone on too long.
+    fn again(&mut self) -> Result<()> {
+        self.attempt += 1;
+        if self.start.elapsed() > Self::GIVE_UP {
+            return Err(Error::Contention {
+                what: self.what.clone(),
+                attempts: self.attempt,
+            });
+        }
+        weft_store::retry::backoff(self.attempt.min(6));
+        Ok(())
+    }
+}
+
+fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value)
+        .map_err(|e| weft_store::Error::Codec(format!("encoding {key}: {e}")).into())
+}
+
+/// Checks a handle id: non-empty, printable, no `/` (it becomes part of a key).
+fn validate_handle(handle: &str) -> Result<()> {
+    let reason = if handle.is_empty() {
+        "it is empty"
+    } else if handle.contains('/') {
+        "it contains '/'"
+    } else if handle.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        "it contains whitespace or control characters"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidHandle {
+        handle: handle.to_string(),
+        reason: format!("{reason}; handles look like <network>.<container-id>"),
+    })
+}

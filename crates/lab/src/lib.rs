@@ -1,1 +1,48 @@
-//! weft-lab
+//! A multi-node cluster on one machine, out of network namespaces (DESIGN.md, "Lab"):
+//!
+//! - `weft-<lab>-fabric`: a bridge, the switch every member plugs into;
+//! - `weft-<lab>-<node>`: one per node, `eth0` on 198.51.100.0/24 (.11, .12, … in node order),
+//!   an agent running inside;
+//! - `weft-<lab>-gw`: the default gateway 198.51.100.1, owning 203.0.113.1 ("the internet");
+//! - `weft-<lab>-ext`: an outside client at 198.51.100.200.
+//!
+//! The machine's own network namespace is never touched: every link, address, route and sysctl
+//! is made inside the lab's namespaces, and `down` removes all of them with the lab's state.
+
+mod down;
+mod info;
+mod members;
+mod up;
+
+pub use down::down;
+pub use info::{list, load, LabInfo, LabNode};
+pub use members::{exec, member_netns, GW_ADDR, EXT_ADDR, INTERNET_ADDR};
+pub use up::{up, LabOptions};
+
+/// Lab names become part of namespace and path names: keep them short and plain.
+pub fn validate_lab_name(name: &str) -> anyhow::Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 24
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        anyhow::bail!("invalid lab name {name:?}: use 1-24 characters from [a-z0-9-], starting with a letter or digit")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn lab_names() {
+        assert!(super::validate_lab_name("default").is_ok());
+        assert!(super::validate_lab_name("t-123").is_ok());
+        assert!(super::validate_lab_name("").is_err());
+        assert!(super::validate_lab_name("A").is_err());
+        assert!(super::validate_lab_name("a/b").is_err());
+        assert!(super::validate_lab_name(&"a".repeat(25)).is_err());
+    }
+}

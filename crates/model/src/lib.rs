@@ -1,1 +1,274 @@
-//! weft-model
+//! weft's resources: what users declare and what the store holds, with their validation.
+//!
+//! Every resource is plain data (serde); the key it lives under in the store comes from [`keys`].
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub mod keys;
+pub mod paths;
+mod validate;
+
+pub use validate::{parse_cidr, parse_label, validate_name, ValidationError};
+
+/// The gateway address every routed workload uses (answered by proxy ARP on the host end).
+pub const WORKLOAD_GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
+/// MAC address of every host-side workload interface (Calico's convention).
+pub const HOST_IFACE_MAC: [u8; 6] = [0xee, 0xee, 0xee, 0xee, 0xee, 0xee];
+/// Route protocol number tagging the routes weft owns (shown by `ip route` as `proto 80`).
+pub const ROUTE_PROTO: u8 = 80;
+/// Name of the default IP pool.
+pub const DEFAULT_POOL: &str = "default-ipv4-ippool";
+
+/// A host of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    pub name: String,
+    /// Underlay address other nodes reach this node at.
+    pub address: Ipv4Addr,
+    /// Underlay interface carrying `address`.
+    #[serde(default = "default_iface")]
+    pub interface: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+fn default_iface() -> String {
+    "eth0".into()
+}
+
+/// Cluster-wide settings chosen at `lab up` (or by the first node).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterConfig {
+    pub pool: Ipv4Net,
+    pub block_size: u8,
+    pub service_cidr: Ipv4Net,
+    pub encap: Encap,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            pool: "10.244.0.0/16".parse().expect("constant CIDR"),
+            block_size: 26,
+            service_cidr: "10.96.0.0/12".parse().expect("constant CIDR"),
+            encap: Encap::None,
+        }
+    }
+}
+
+/// How packets travel between nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Encap {
+    /// Plain routes via the other node's address (like BGP-learned routes).
+    #[default]
+    None,
+    /// Calico VXLAN mode.
+    Vxlan,
+}
+
+impl std::str::FromStr for Encap {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(Encap::None),
+            "vxlan" => Ok(Encap::Vxlan),
+            "ipip" => Err(ValidationError::new(
+                "encap ipip",
+                "this build supports none and vxlan; IPIP needs the ipip kernel module",
+            )),
+            _ => Err(ValidationError::new(
+                format!("encap {s:?}"),
+                "use none or vxlan",
+            )),
+        }
+    }
+}
+
+/// Network driver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Driver {
+    /// Calico-style: veth per workload, /32 routes, proxy-ARP gateway.
+    #[default]
+    Routed,
+    /// Docker-style bridge per network per node.
+    Bridge,
+}
+
+impl std::str::FromStr for Driver {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "routed" | "calico" => Ok(Driver::Routed),
+            "bridge" => Ok(Driver::Bridge),
+            _ => Err(ValidationError::new(
+                format!("driver {s:?}"),
+                "use routed or bridge",
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Driver::Routed => "routed",
+            Driver::Bridge => "bridge",
+        })
+    }
+}
+
+/// Who may reach a network's workloads by default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// Ingress only from the same network (and the local host): Docker + Calico's profile.
+    #[default]
+    Network,
+    /// Open (Kubernetes default).
+    None,
+}
+
+impl std::str::FromStr for Isolation {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "network" => Ok(Isolation::Network),
+            "none" => Ok(Isolation::None),
+            _ => Err(ValidationError::new(
+                format!("isolation {s:?}"),
+                "use network or none",
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Isolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Isolation::Network => "network",
+            Isolation::None => "none",
+        })
+    }
+}
+
+/// A network: an address pool plus a profile.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    pub name: String,
+    #[serde(default)]
+    pub driver: Driver,
+    /// The IP pool its workloads take addresses from.
+    pub pool: String,
+    /// The network's own subnet when it has a dedicated pool.
+    #[serde(default)]
+    pub subnet: Option<Ipv4Net>,
+    #[serde(default)]
+    pub isolation: Isolation,
+    /// Unix seconds.
+    #[serde(default)]
+    pub created: u64,
+}
+
+/// A container as the cluster knows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Workload {
+    pub name: String,
+    /// 64 hex chars, like a Docker container id.
+    pub id: String,
+    pub node: String,
+    pub network: String,
+    #[serde(default)]
+    pub ip: Option<Ipv4Addr>,
+    /// Host end of the veth (`cali…`); empty when the workload joins another one's netns.
+    #[serde(default)]
+    pub host_iface: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    pub image: String,
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// `container:NAME` sharing: the workload whose network namespace this one joins.
+    #[serde(default)]
+    pub net_of: Option<String>,
+    /// Unix seconds.
+    #[serde(default)]
+    pub created: u64,
+}
+
+impl Workload {
+    /// The IPAM handle of this workload: `<network>.<container-id>`.
+    pub fn ipam_handle(&self) -> String {
+        ipam_handle(&self.network, &self.id)
+    }
+}
+
+/// The IPAM handle for a workload: `<network>.<container-id>`.
+pub fn ipam_handle(network: &str, id: &str) -> String {
+    format!("{network}.{id}")
+}
+
+/// Name of the host end of a workload's veth: `cali` + 11 hex chars of a hash of its id.
+pub fn host_iface_name(workload_id: &str) -> String {
+    let digest = Sha256::digest(workload_id.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("cali{}", &hex[..11])
+}
+
+/// A fresh 64-hex-char container id.
+pub fn new_id(seed: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut h = Sha256::new();
+    h.update(seed.as_bytes());
+    h.update(now.as_nanos().to_le_bytes());
+    h.update(std::process::id().to_le_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_iface_is_cali_plus_11_hex() {
+        let n = host_iface_name("abc");
+        assert!(n.starts_with("cali"));
+        assert_eq!(n.len(), 15, "fits IFNAMSIZ");
+        assert!(n[4..].chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(n, host_iface_name("abd"));
+        assert_eq!(n, host_iface_name("abc"));
+    }
+
+    #[test]
+    fn ids_are_unique_hex() {
+        let a = new_id("x");
+        let b = new_id("x");
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn enums_parse_and_reject() {
+        assert_eq!("vxlan".parse::<Encap>().unwrap(), Encap::Vxlan);
+        assert!("ipip".parse::<Encap>().unwrap_err().to_string().contains("ipip"));
+        assert_eq!("bridge".parse::<Driver>().unwrap(), Driver::Bridge);
+        assert!("none".parse::<Isolation>().is_ok());
+        assert!("foo".parse::<Isolation>().is_err());
+    }
+}

@@ -1,1 +1,45 @@
-//! weft-netlink
+//! weft-netlink: synchronous rtnetlink and network-namespace handles.
+//!
+//! - [`Netns`]: a handle on a network namespace (`/proc/<pid>/ns/net`,
+//!   `/run/netns/<name>`), with `ip netns add/delete`-like helpers.
+//! - [`run_in_netns`]: run a closure on a short-lived thread that joined a
+//!   namespace (no thread is ever left in a foreign namespace).
+//! - [`sysctl_set`] / [`sysctl_get`]: per-namespace sysctls.
+//! - [`Handle`]: a blocking `NETLINK_ROUTE` socket bound to one namespace, for
+//!   links (veth, bridge, vxlan), IPv4 addresses, routes, neighbours and fdb entries.
+//!
+//! Every fallible function returns [`Error`], which names the operation, the object
+//! and the OS errno, e.g. `create veth cali1234 (peer eth0): File exists (os error 17)`.
+//!
+//! No external program is ever run.
+
+mod addr;
+mod error;
+mod handle;
+mod link;
+mod mac;
+mod neigh;
+mod netns;
+mod route;
+mod sysctl;
+
+#[cfg(test)]
+mod msg_tests;
+
+pub use addr::Address;
+pub use error::{Error, Result};
+pub use handle::Handle;
+pub use link::{Link, LinkChange, VethSpec};
+pub use mac::{format_mac, parse_mac};
+pub use neigh::{FdbEntry, Neighbour, NUD_NOARP, NUD_PERMANENT, NUD_REACHABLE, NUD_STALE};
+pub use netns::{run_in_netns, Netns, NETNS_RUN_DIR};
+pub use route::{
+    Route, RouteKind, RouteScope, RTPROT_BOOT, RTPROT_KERNEL, RTPROT_STATIC, TABLE_LOCAL,
+    TABLE_MAIN,
+};
+pub use sysctl::{sysctl_get, sysctl_set, sysctls_set};
+
+pub use ipnet::Ipv4Net;
+
+/// Interface index of `lo` in every network namespace.
+pub const LOOPBACK_INDEX: u32 = 1;

@@ -1,0 +1,258 @@
+//! Routes a node needs, and their reconciliation with the kernel.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use anyhow::{Context, Result};
+use ipnet::Ipv4Net;
+use weft_model::{Encap, ROUTE_PROTO};
+use weft_netlink::{Handle, Route, RouteKind};
+
+use crate::ClusterState;
+
+/// What the planner needs besides the store: the node's own kernel facts.
+pub struct PlanInput<'a> {
+    pub node: &'a str,
+    pub state: &'a ClusterState,
+    pub encap: Encap,
+    /// ifindex of a link by name in the node's netns (underlay, workload interfaces).
+    pub ifindex: &'a dyn Fn(&str) -> Option<u32>,
+}
+
+/// The routes of one node, all tagged with weft's route protocol in the main table.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodePlan {
+    pub routes: Vec<Route>,
+    /// Things the planner could not place (e.g. a remote node without an address), for `doctor`.
+    pub warnings: Vec<String>,
+}
+
+const MAIN_TABLE: u32 = 254;
+
+/// Computes the node's routes: blackhole per local block, via-node per remote block, /32 per
+/// local workload whose host interface exists.
+pub fn plan(input: &PlanInput) -> NodePlan {
+    let mut out = NodePlan::default();
+    let st = input.state;
+    let me = st.node(input.node);
+    let underlay = me.and_then(|n| (input.ifindex)(&n.interface));
+    for block in &st.blocks {
+        let Some(owner) = block.affinity.as_deref() else {
+            continue;
+        };
+        if owner == input.node {
+            out.routes.push(proto(Route::new(block.cidr).blackhole()));
+            continue;
+        }
+        let Some(peer) = st.node(owner) else {
+            out.warnings
+                .push(format!("block {} is affine to unknown node {owner}", block.cidr));
+            continue;
+        };
+        match (input.encap, underlay) {
+            (Encap::None, Some(dev)) => out.routes.push(proto(
+                Route::new(block.cidr).via(peer.address).dev(dev).onlink(),
+            )),
+            (Encap::None, None) => out.warnings.push(format!(
+                "no underlay interface on {}: cannot route block {} to {owner}",
+                input.node, block.cidr
+            )),
+            (Encap::Vxlan, _) => out.warnings.push(format!(
+                "block {} of {owner}: vxlan routes are not implemented yet",
+                block.cidr
+            )),
+        }
+    }
+    for w in st.workloads.iter().filter(|w| w.node == input.node) {
+        let (Some(ip), false) = (w.ip, w.host_iface.is_empty()) else {
+            continue;
+        };
+        if let Some(dev) = (input.ifindex)(&w.host_iface) {
+            out.routes.push(proto(
+                Route::new(Ipv4Net::new(ip, 32).expect("/32 is valid"))
+                    .dev(dev)
+                    .scope_link(),
+            ));
+        }
+    }
+    out.routes.sort_by_key(|r| (r.dst, r.kind != RouteKind::Blackhole));
+    out
+}
+
+fn proto(r: Route) -> Route {
+    r.proto(ROUTE_PROTO)
+}
+
+/// What [`apply`] changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub added: Vec<Route>,
+    pub removed: Vec<Route>,
+}
+
+/// Key that decides whether a kernel route already matches a planned one.
+fn route_key(r: &Route) -> (Ipv4Net, RouteKind, Option<Ipv4Addr>, Option<u32>) {
+    (r.dst, r.kind.clone(), r.gateway, r.oif)
+}
+
+/// The routes weft owns in the kernel now (main table, weft's protocol). Read this BEFORE the
+/// store and the links the plan is made from: a route seen here was then made after its
+/// workload's record and interface, so a plan made later never removes it by mistake.
+pub fn owned_routes(h: &mut Handle) -> Result<Vec<Route>> {
+    Ok(h
+        .routes(MAIN_TABLE)
+        .context("list routes")?
+        .into_iter()
+        .filter(|r| r.protocol == ROUTE_PROTO)
+        .collect())
+}
+
+/// Makes the kernel's weft-owned routes equal to the plan, given `current` from [`owned_routes`].
+/// Every difference is attempted; the first error is returned after the rest were tried.
+pub fn apply(h: &mut Handle, current: &[Route], plan: &NodePlan) -> Result<Applied> {
+    let want: HashMap<_, &Route> = plan.routes.iter().map(|r| (route_key(r), r)).collect();
+    let have: HashMap<_, &Route> = current.iter().map(|r| (route_key(r), r)).collect();
+    let mut applied = Applied::default();
+    let mut first_err = None;
+    for (k, r) in &have {
+        if !want.contains_key(k) {
+            match h.del_route(r) {
+                Ok(()) => applied.removed.push((*r).clone()),
+                // Gone already (its device went away): nothing to do.
+                Err(e) if e.is_not_found() => {}
+                Err(e) => {
+                    first_err.get_or_insert(anyhow::Error::new(e).context(format!("remove stale route {}", r.dst)));
+                }
+            }
+        }
+    }
+    for (k, r) in &want {
+        if !have.contains_key(k) {
+            match h.replace_route(r) {
+                Ok(()) => applied.added.push((*r).clone()),
+                Err(e) => {
+                    first_err.get_or_insert(anyhow::Error::new(e).context(format!("install route {}", r.dst)));
+                }
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(applied),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use weft_ipam::Block;
+    use weft_model::{Node, Workload};
+
+    fn node(name: &str, ip: [u8; 4]) -> Node {
+        Node {
+            name: name.into(),
+            address: Ipv4Addr::from(ip),
+            interface: "eth0".into(),
+            labels: BTreeMap::new(),
+        }
+    }
+
+    fn block(cidr: &str, node: &str) -> Block {
+        Block {
+            cidr: cidr.parse().unwrap(),
+            pool: "default-ipv4-ippool".into(),
+            affinity: Some(node.into()),
+            allocations: BTreeMap::new(),
+            sequence: 0,
+        }
+    }
+
+    fn workload(name: &str, node: &str, ip: [u8; 4]) -> Workload {
+        Workload {
+            name: name.into(),
+            id: format!("id-{name}"),
+            node: node.into(),
+            network: "net1".into(),
+            ip: Some(Ipv4Addr::from(ip)),
+            host_iface: weft_model::host_iface_name(&format!("id-{name}")),
+            labels: BTreeMap::new(),
+            image: "toolbox".into(),
+            command: vec![],
+            net_of: None,
+            created: 0,
+        }
+    }
+
+    fn state() -> ClusterState {
+        ClusterState {
+            revision: 7,
+            nodes: vec![node("master", [198, 51, 100, 11]), node("slave1", [198, 51, 100, 12])],
+            networks: vec![],
+            workloads: vec![
+                workload("web1", "master", [10, 244, 0, 1]),
+                workload("b-web1", "slave1", [10, 244, 0, 65]),
+            ],
+            blocks: vec![block("10.244.0.0/26", "master"), block("10.244.0.64/26", "slave1")],
+        }
+    }
+
+    #[test]
+    fn local_block_is_blackholed_remote_block_routed_via_its_node() {
+        let st = state();
+        let web1_if = st.workloads[0].host_iface.clone();
+        let ifindex = move |n: &str| match n {
+            "eth0" => Some(2),
+            x if x == web1_if => Some(9),
+            _ => None,
+        };
+        let p = plan(&PlanInput {
+            node: "master",
+            state: &st,
+            encap: Encap::None,
+            ifindex: &ifindex,
+        });
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        assert_eq!(p.routes.len(), 3, "{:#?}", p.routes);
+        let bh = &p.routes[0];
+        assert_eq!(bh.dst.to_string(), "10.244.0.0/26");
+        assert_eq!(bh.kind, RouteKind::Blackhole);
+        let w = &p.routes[1];
+        assert_eq!(w.dst.to_string(), "10.244.0.1/32");
+        assert_eq!(w.oif, Some(9));
+        let remote = &p.routes[2];
+        assert_eq!(remote.dst.to_string(), "10.244.0.64/26");
+        assert_eq!(remote.gateway, Some(Ipv4Addr::new(198, 51, 100, 12)));
+        assert_eq!(remote.oif, Some(2));
+        assert!(remote.onlink);
+        assert!(p.routes.iter().all(|r| r.protocol == ROUTE_PROTO));
+    }
+
+    #[test]
+    fn remote_workloads_get_no_host_route_and_missing_ifaces_are_skipped() {
+        let st = state();
+        let p = plan(&PlanInput {
+            node: "slave1",
+            state: &st,
+            encap: Encap::None,
+            ifindex: &|n: &str| (n == "eth0").then_some(3),
+        });
+        // b-web1's cali interface is not in the kernel yet: no /32 for it.
+        assert!(p.routes.iter().all(|r| r.dst.prefix_len() != 32));
+        assert_eq!(p.routes.len(), 2);
+    }
+
+    #[test]
+    fn unknown_owner_is_a_warning_not_a_route() {
+        let mut st = state();
+        st.blocks.push(block("10.244.1.0/26", "ghost"));
+        let p = plan(&PlanInput {
+            node: "master",
+            state: &st,
+            encap: Encap::None,
+            ifindex: &|_: &str| Some(2),
+        });
+        assert!(p.warnings.iter().any(|w| w.contains("ghost")));
+        assert!(!p.routes.iter().any(|r| r.dst.to_string() == "10.244.1.0/26"));
+    }
+}

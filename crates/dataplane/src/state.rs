@@ -1,0 +1,49 @@
+//! One consistent read of the cluster's desired state.
+
+use anyhow::{Context, Result};
+use weft_ipam::Block;
+use weft_model::{keys, Network, Node, Workload};
+use weft_store::{Revision, Store};
+
+/// Everything a node's plan depends on, read at one store revision.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterState {
+    pub revision: Revision,
+    pub nodes: Vec<Node>,
+    pub networks: Vec<Network>,
+    pub workloads: Vec<Workload>,
+    pub blocks: Vec<Block>,
+}
+
+impl ClusterState {
+    /// Reads the whole of `/weft/` in one list, so every part is from the same revision.
+    pub fn load(store: &dyn Store) -> Result<ClusterState> {
+        let (kvs, revision) = store.list("/weft/").context("read cluster state from the store")?;
+        let mut st = ClusterState {
+            revision,
+            ..Default::default()
+        };
+        for kv in kvs {
+            let k = kv.key.as_str();
+            let parse = || format!("decode {k} from the store");
+            if k.starts_with(keys::NODES) {
+                st.nodes
+                    .push(serde_json::from_slice(&kv.value).with_context(parse)?);
+            } else if k.starts_with(keys::NETWORKS) {
+                st.networks
+                    .push(serde_json::from_slice(&kv.value).with_context(parse)?);
+            } else if k.starts_with(keys::WORKLOADS) {
+                st.workloads
+                    .push(serde_json::from_slice(&kv.value).with_context(parse)?);
+            } else if k.starts_with(weft_ipam::keys::BLOCKS) {
+                st.blocks
+                    .push(serde_json::from_slice(&kv.value).with_context(parse)?);
+            }
+        }
+        Ok(st)
+    }
+
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+}

@@ -1,0 +1,104 @@
+//! `weft network create|ls|inspect|rm`.
+
+use anyhow::{bail, Context, Result};
+use ipnet::Ipv4Net;
+use weft_ipam::{Ipam, IpPool};
+use weft_model::{keys, validate_name, Driver, Isolation, Network, Workload, DEFAULT_POOL};
+use weft_store::Store;
+
+use crate::Cluster;
+
+/// What `network create` asks for.
+#[derive(Clone, Debug, Default)]
+pub struct NetworkOptions {
+    pub name: String,
+    pub driver: Driver,
+    pub subnet: Option<Ipv4Net>,
+    pub isolation: Isolation,
+}
+
+fn pool_name_of(network: &str) -> String {
+    format!("net-{network}")
+}
+
+/// Creates a network; with `--subnet` it gets a pool of its own, otherwise it shares the default.
+pub fn create_network(c: &Cluster, o: &NetworkOptions) -> Result<Network> {
+    validate_name("network", &o.name)?;
+    if o.driver == Driver::Bridge {
+        bail!("network {}: the bridge driver is not available in this build yet; use --driver routed", o.name);
+    }
+    let store: &dyn Store = c.store.as_ref();
+    if store.get(&keys::network(&o.name))?.is_some() {
+        bail!("network {:?} already exists; remove it with `weft network rm {}` or choose another name", o.name, o.name);
+    }
+    let ipam = Ipam::new(store);
+    let pool = match o.subnet {
+        None => DEFAULT_POOL.to_string(),
+        Some(subnet) => {
+            let cfg = c.config()?;
+            let block_size = cfg.block_size.max(subnet.prefix_len());
+            let pool = IpPool {
+                name: pool_name_of(&o.name),
+                cidr: subnet,
+                block_size,
+                disabled: false,
+            };
+            ipam.ensure_pool(&pool)
+                .with_context(|| format!("network {}: subnet {subnet}", o.name))?;
+            pool.name
+        }
+    };
+    let net = Network {
+        name: o.name.clone(),
+        driver: o.driver,
+        pool,
+        subnet: o.subnet,
+        isolation: o.isolation,
+        created: weft_model::now(),
+    };
+    if let Err(e) = weft_store::create_json(store, &keys::network(&o.name), &net) {
+        if o.subnet.is_some() {
+            let _ = ipam.delete_pool(&net.pool);
+        }
+        return Err(e).with_context(|| format!("create network {}", o.name));
+    }
+    Ok(net)
+}
+
+pub fn list_networks(c: &Cluster) -> Result<Vec<Network>> {
+    Ok(
+        weft_store::list_json::<Network>(c.store.as_ref(), keys::NETWORKS)?
+            .into_iter()
+            .map(|(_, n, _)| n)
+            .collect(),
+    )
+}
+
+pub fn inspect_network(c: &Cluster, name: &str) -> Result<Network> {
+    weft_store::get_json::<Network>(c.store.as_ref(), &keys::network(name))?
+        .map(|(n, _)| n)
+        .with_context(|| format!("network {name:?} not found; see `weft network ls`"))
+}
+
+/// Removes a network; refuses while containers use it.
+pub fn remove_network(c: &Cluster, name: &str) -> Result<()> {
+    let net = inspect_network(c, name)?;
+    let users: Vec<String> = weft_store::list_json::<Workload>(c.store.as_ref(), keys::WORKLOADS)?
+        .into_iter()
+        .filter(|(_, w, _)| w.network == name)
+        .map(|(_, w, _)| w.name)
+        .collect();
+    if !users.is_empty() {
+        bail!(
+            "network {name:?} is in use by {}; remove them first (weft rm -f ...)",
+            users.join(", ")
+        );
+    }
+    weft_store::delete(c.store.as_ref(), &keys::network(name))?;
+    if net.subnet.is_some() {
+        Ipam::new(c.store.as_ref())
+            .delete_pool(&net.pool)
+            .with_context(|| format!("remove pool {} of network {name}", net.pool))?;
+    }
+    Ok(())
+}

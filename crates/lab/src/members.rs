@@ -1,0 +1,80 @@
+//! The lab's members (fabric, gw, ext, nodes) and running commands inside them.
+
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use weft_model::paths;
+use weft_netlink::Netns;
+
+/// The nodes' default gateway on the underlay.
+pub const GW_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+/// The outside client.
+pub const EXT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 200);
+/// "The internet", owned by the gateway.
+pub const INTERNET_ADDR: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+/// Underlay prefix length.
+pub const UNDERLAY_PREFIX: u8 = 24;
+
+/// Underlay address of the i-th node (0-based): 198.51.100.11, .12, …
+pub fn node_addr(i: usize) -> Result<Ipv4Addr> {
+    if i >= 180 {
+        bail!("a lab holds at most 180 nodes");
+    }
+    Ok(Ipv4Addr::new(198, 51, 100, 11 + i as u8))
+}
+
+/// Name of a member's network namespace; errors when the lab has no such member.
+pub fn member_netns(lab: &str, member: &str) -> Result<String> {
+    let info = crate::load(lab)?.with_context(|| {
+        format!("lab {lab:?} is not up; start it with `weft lab up --lab {lab}`")
+    })?;
+    let known = ["gw", "ext", "fabric"].contains(&member)
+        || info.nodes.iter().any(|n| n.name == member);
+    if !known {
+        let names: Vec<_> = info.nodes.iter().map(|n| n.name.as_str()).collect();
+        bail!(
+            "lab {lab:?} has no member {member:?} (nodes: {}; also gw, ext, fabric)",
+            names.join(", ")
+        );
+    }
+    Ok(paths::lab_netns(lab, member))
+}
+
+/// Runs `cmd` inside a member's network namespace with this terminal; returns its exit code.
+pub fn exec(lab: &str, member: &str, cmd: &[String]) -> Result<i32> {
+    let Some((prog, args)) = cmd.split_first() else {
+        bail!("lab exec {member}: give a command after --");
+    };
+    let ns = Netns::named(&member_netns(lab, member)?)?;
+    let status = in_netns_command(&ns, prog)
+        .args(args)
+        .env("WEFT_LAB", lab)
+        .env("WEFT_NODE", member)
+        .status()
+        .with_context(|| format!("run {prog} in {member} of lab {lab}"))?;
+    Ok(exit_code(status))
+}
+
+/// A command whose child joins `ns` (its network namespace only) before exec.
+pub(crate) fn in_netns_command(ns: &Netns, prog: &str) -> Command {
+    let fd = ns.fd().as_raw_fd();
+    let mut c = Command::new(prog);
+    // SAFETY: setns is async-signal-safe; `fd` stays open in the parent until spawn returns.
+    unsafe {
+        c.pre_exec(move || {
+            if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    c
+}
+
+pub(crate) fn exit_code(s: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))
+}

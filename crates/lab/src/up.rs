@@ -1,0 +1,196 @@
+//! `weft lab up`: build the namespaces, the switch, the links, the store and the agents.
+
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+
+use anyhow::{bail, Context, Result};
+use ipnet::Ipv4Net;
+use weft_ipam::{IpPool, Ipam};
+use weft_model::{keys, paths, ClusterConfig, Network, Node, DEFAULT_POOL};
+use weft_netlink::{Handle, Netns, Route};
+
+use crate::info::{save, LabInfo, LabNode};
+use crate::members::{in_netns_command, node_addr, EXT_ADDR, GW_ADDR, INTERNET_ADDR, UNDERLAY_PREFIX};
+
+/// What `lab up` builds.
+#[derive(Clone, Debug)]
+pub struct LabOptions {
+    pub name: String,
+    pub nodes: Vec<String>,
+    pub config: ClusterConfig,
+    /// The weft executable the agents run.
+    pub weft_exe: std::path::PathBuf,
+}
+
+/// Builds the lab; on any failure tears down what was made and returns the error.
+pub fn up(o: &LabOptions, progress: &mut dyn FnMut(&str)) -> Result<LabInfo> {
+    crate::validate_lab_name(&o.name)?;
+    if o.nodes.is_empty() {
+        bail!("a lab needs at least one node");
+    }
+    for (i, n) in o.nodes.iter().enumerate() {
+        weft_model::validate_name("node", n)?;
+        if ["gw", "ext", "fabric"].contains(&n.as_str()) {
+            bail!("node name {n:?} is reserved for the lab's own members; choose another");
+        }
+        if o.nodes[..i].contains(n) {
+            bail!("node {n:?} is listed twice");
+        }
+    }
+    let dir = paths::lab_dir(&o.name);
+    let prefix = paths::lab_netns_prefix(&o.name);
+    let leftovers: Vec<String> = Netns::list_named()?
+        .into_iter()
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    if dir.exists() || !leftovers.is_empty() {
+        bail!(
+            "lab {:?} already exists (or left pieces behind); use it, or remove it with `weft lab down --lab {}`",
+            o.name, o.name
+        );
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let mut info = LabInfo {
+        name: o.name.clone(),
+        nodes: vec![],
+        config: o.config.clone(),
+        created: weft_model::now(),
+        status: "creating".into(),
+    };
+    save(&info)?;
+    match build(o, &mut info, progress) {
+        Ok(()) => {
+            info.status = "up".into();
+            save(&info)?;
+            Ok(info)
+        }
+        Err(e) => {
+            progress("lab up failed; removing what was made");
+            if let Err(e2) = crate::down(&o.name, &mut |_| {}) {
+                eprintln!("weft: cleanup of lab {} failed too: {e2:#}", o.name);
+            }
+            Err(e)
+        }
+    }
+}
+
+fn build(o: &LabOptions, info: &mut LabInfo, progress: &mut dyn FnMut(&str)) -> Result<()> {
+    let lab = &o.name;
+    progress(&format!("creating the store of lab {lab}"));
+    init_store(o)?;
+
+    progress("creating the fabric (switch)");
+    let fabric_ns = Netns::create_named(&paths::lab_netns(lab, "fabric"))?;
+    let mut fabric = Handle::in_netns(&fabric_ns)?;
+    fabric.create_bridge("br0")?;
+    let br = fabric.link_by_name("br0")?.context("br0 vanished")?.index;
+    fabric.set_up(br)?;
+
+    let underlay = |a| Ipv4Net::new(a, UNDERLAY_PREFIX).expect("valid prefix");
+    progress(&format!("creating the gateway gw ({GW_ADDR}, owning {INTERNET_ADDR})"));
+    let gw = plug(&mut fabric, br, lab, "gw", "gw", underlay(GW_ADDR), None)?;
+    let mut h = Handle::in_netns(&gw)?;
+    let lo = h.link_by_name("lo")?.context("lo missing")?.index;
+    h.add_address(lo, Ipv4Net::new(INTERNET_ADDR, 32).expect("valid"))?;
+
+    progress(&format!("creating the outside client ext ({EXT_ADDR})"));
+    plug(&mut fabric, br, lab, "ext", "ext", underlay(EXT_ADDR), Some(GW_ADDR))?;
+
+    for (i, name) in o.nodes.iter().enumerate() {
+        let addr = node_addr(i)?;
+        progress(&format!("creating node {name} ({addr})"));
+        let ns = plug(&mut fabric, br, lab, name, &format!("node{i}"), underlay(addr), Some(GW_ADDR))?;
+        weft_netlink::sysctls_set(&ns, &[("net/ipv4/ip_forward", "1")])?;
+        let node_dir = paths::node_dir(lab, name);
+        std::fs::create_dir_all(&node_dir)?;
+        let pid = spawn_agent(o, name, &ns)?;
+        info.nodes.push(LabNode {
+            name: name.clone(),
+            address: addr,
+            agent_pid: Some(pid),
+        });
+        save(info)?;
+    }
+    Ok(())
+}
+
+/// Creates member `member`'s netns with `eth0` plugged into the switch as `port`.
+fn plug(
+    fabric: &mut Handle,
+    br: u32,
+    lab: &str,
+    member: &str,
+    port: &str,
+    addr: Ipv4Net,
+    gateway: Option<std::net::Ipv4Addr>,
+) -> Result<Netns> {
+    let ns = Netns::create_named(&paths::lab_netns(lab, member))?;
+    fabric.create_veth(port, "eth0", Some(&ns))?;
+    let p = fabric.link_by_name(port)?.context("switch port vanished")?.index;
+    fabric.set_master(p, Some(br))?;
+    fabric.set_up(p)?;
+    let mut h = Handle::in_netns(&ns)?;
+    let eth0 = h.link_by_name("eth0")?.context("eth0 missing")?.index;
+    h.add_address(eth0, addr)?;
+    h.set_up(eth0)?;
+    if let Some(gw) = gateway {
+        h.add_route(&Route::new("0.0.0.0/0".parse().expect("constant")).via(gw).dev(eth0))?;
+    }
+    Ok(ns)
+}
+
+fn init_store(o: &LabOptions) -> Result<()> {
+    let path = paths::lab_store(&o.name);
+    let store = weft_store::open(&path.to_string_lossy())?;
+    let s = store.as_ref();
+    weft_store::put_json(s, keys::CONFIG, &o.config)?;
+    Ipam::new(s).ensure_pool(&IpPool {
+        name: DEFAULT_POOL.into(),
+        cidr: o.config.pool,
+        block_size: o.config.block_size,
+        disabled: false,
+    })?;
+    weft_store::put_json(
+        s,
+        &keys::network("default"),
+        &Network {
+            name: "default".into(),
+            driver: Default::default(),
+            pool: DEFAULT_POOL.into(),
+            subnet: None,
+            isolation: Default::default(),
+            created: weft_model::now(),
+        },
+    )?;
+    for (i, name) in o.nodes.iter().enumerate() {
+        weft_store::put_json(
+            s,
+            &keys::node(name),
+            &Node {
+                name: name.clone(),
+                address: node_addr(i)?,
+                interface: "eth0".into(),
+                labels: Default::default(),
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// Starts `weft agent` for `node` inside its namespace, detached from this process.
+fn spawn_agent(o: &LabOptions, node: &str, ns: &Netns) -> Result<i32> {
+    let log_path = paths::node_dir(&o.name, node).join("agent.log");
+    let log = File::create(&log_path).with_context(|| format!("create {}", log_path.display()))?;
+    let exe = o.weft_exe.to_string_lossy().into_owned();
+    let mut cmd = in_netns_command(ns, &exe);
+    cmd.args(["--lab", &o.name, "--node", node, "agent"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0);
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("start the agent of node {node}"))?;
+    Ok(child.id() as i32)
+}

@@ -1,0 +1,16 @@
+//! Where each resource lives in the store.
+
+pub const NODES: &str = "/weft/nodes/";
+pub const NETWORKS: &str = "/weft/networks/";
+pub const WORKLOADS: &str = "/weft/workloads/";
+pub const CONFIG: &str = "/weft/config";
+
+pub fn node(name: &str) -> String {
+    format!("{NODES}{name}")
+}
+pub fn network(name: &str) -> String {
+    format!("{NETWORKS}{name}")
+}
+pub fn workload(name: &str) -> String {
+    format!("{WORKLOADS}{name}")
+}

@@ -1,0 +1,58 @@
+//! Where weft keeps things on a machine, and how lab objects are named.
+//!
+//! Everything lives under one state root (`$WEFT_ROOT`, default `/var/lib/weft`): images are shared
+//! by all clusters; each lab has its own directory holding its store and its nodes' runtime state.
+
+use std::path::PathBuf;
+
+/// The state root: `$WEFT_ROOT` or `/var/lib/weft`.
+pub fn state_root() -> PathBuf {
+    std::env::var_os("WEFT_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/lib/weft"))
+}
+
+/// Image store root (shared by every lab).
+pub fn images_root() -> PathBuf {
+    state_root()
+}
+
+/// Directory of all labs.
+pub fn labs_dir() -> PathBuf {
+    state_root().join("labs")
+}
+
+/// Directory of one lab.
+pub fn lab_dir(lab: &str) -> PathBuf {
+    labs_dir().join(lab)
+}
+
+/// The embedded store of a lab.
+pub fn lab_store(lab: &str) -> PathBuf {
+    lab_dir(lab).join("store.db")
+}
+
+/// Per-node directory of a lab node (agent log, runtime state, bundles).
+pub fn node_dir(lab: &str, node: &str) -> PathBuf {
+    lab_dir(lab).join("nodes").join(node)
+}
+
+/// Runtime state root of a node (one directory per container).
+pub fn runtime_root(lab: &str, node: &str) -> PathBuf {
+    node_dir(lab, node).join("containers")
+}
+
+/// Bundles of a node's containers.
+pub fn bundles_dir(lab: &str, node: &str) -> PathBuf {
+    node_dir(lab, node).join("bundles")
+}
+
+/// Name of the network namespace of a lab member (`fabric`, `gw`, `ext` or a node name).
+pub fn lab_netns(lab: &str, member: &str) -> String {
+    format!("weft-{lab}-{member}")
+}
+
+/// Prefix of every network namespace of a lab.
+pub fn lab_netns_prefix(lab: &str) -> String {
+    format!("weft-{lab}-")
+}

@@ -1,0 +1,266 @@
+//! The command line, as DESIGN.md lists it.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "weft", version, about = "Containers on a Calico-style network, with a packet tracer")]
+pub struct Cli {
+    /// Lab (cluster) to act on.
+    #[arg(long, global = true, env = "WEFT_LAB", default_value = "default")]
+    pub lab: String,
+    /// Act as on this node of the lab.
+    #[arg(long, global = true, env = "WEFT_NODE")]
+    pub node: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Build, list, enter and remove labs (clusters of network namespaces on this machine).
+    #[command(subcommand)]
+    Lab(LabCmd),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(NetworkCmd),
+    /// Manage images.
+    #[command(subcommand)]
+    Image(ImageCmd),
+    /// Run a container.
+    Run(RunArgs),
+    /// Run a command in a running container.
+    Exec(ExecArgs),
+    /// List containers.
+    Ps {
+        /// Show stopped containers too.
+        #[arg(short, long)]
+        all: bool,
+    },
+    /// Show a container's output.
+    Logs {
+        #[arg(short, long)]
+        follow: bool,
+        name: String,
+    },
+    /// Show a container in detail.
+    Inspect { name: String },
+    /// Stop containers (SIGTERM, then SIGKILL).
+    Stop {
+        /// Seconds to wait before SIGKILL.
+        #[arg(short, long, default_value_t = 10)]
+        time: u64,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Send a signal to containers.
+    Kill {
+        #[arg(short, long, default_value = "KILL")]
+        signal: String,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove containers.
+    Rm {
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// IP address management.
+    #[command(subcommand)]
+    Ipam(IpamCmd),
+    /// Show resources of the cluster.
+    Get {
+        kind: String,
+        name: Option<String>,
+    },
+    /// The node daemon (a lab starts one per node).
+    Agent {
+        /// Seconds between full resyncs.
+        #[arg(long, default_value_t = 60)]
+        resync: u64,
+    },
+    /// The seeds' experiments, end to end, in a lab of their own.
+    Demo {
+        /// Keep the lab up afterwards (remove it with `weft lab down --lab weft-demo`).
+        #[arg(long)]
+        keep: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LabCmd {
+    /// Build a lab: a switch, nodes with agents, a gateway and an outside client.
+    Up(LabUpArgs),
+    /// Remove the lab and everything in it.
+    Down,
+    /// List labs.
+    Ls,
+    /// Run a command inside a lab member (a node, gw, ext or fabric).
+    Exec {
+        member: String,
+        #[arg(last = true, required = true)]
+        cmd: Vec<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct LabUpArgs {
+    /// Node names (comma-separated), or a count.
+    #[arg(long, default_value = "master,slave1,slave2")]
+    pub nodes: String,
+    #[arg(long, default_value = "none")]
+    pub encap: String,
+    #[arg(long, default_value = "10.244.0.0/16")]
+    pub pool: String,
+    #[arg(long, default_value_t = 26)]
+    pub block_size: u8,
+    #[arg(long, default_value = "10.96.0.0/12")]
+    pub service_cidr: String,
+    #[arg(long, default_value = "sqlite")]
+    pub store: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NetworkCmd {
+    /// Create a network.
+    Create {
+        name: String,
+        #[arg(long, default_value = "routed")]
+        driver: String,
+        #[arg(long)]
+        subnet: Option<String>,
+        #[arg(long, default_value = "network")]
+        isolation: String,
+    },
+    /// List networks.
+    Ls,
+    /// Show a network.
+    Inspect { name: String },
+    /// Remove a network.
+    Rm { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImageCmd {
+    /// List images.
+    Ls,
+    /// Import an image tarball (OCI layout or docker save).
+    Import {
+        file: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Build an image from host binaries and the libraries they need.
+    Build {
+        name: String,
+        #[arg(long = "from-host", required = true, num_args = 1..)]
+        from_host: Vec<String>,
+    },
+    /// Remove an image.
+    Rm { name: String },
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Run in the background and print the container id.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Network, or container:NAME to share another container's network.
+    #[arg(long)]
+    pub net: Option<String>,
+    #[arg(long = "label", short = 'l')]
+    pub labels: Vec<String>,
+    #[arg(long)]
+    pub ip: Option<String>,
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    #[arg(long)]
+    pub hostname: Option<String>,
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    pub image: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    pub name: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IpamCmd {
+    /// Show pool usage.
+    Show {
+        #[arg(long)]
+        show_blocks: bool,
+    },
+    /// Check IPAM consistency.
+    Check,
+    /// Release addresses whose workload is gone.
+    Gc,
+}
+
+pub fn parse() -> Cli {
+    Cli::parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_takes_command_after_image() {
+        let c = Cli::try_parse_from([
+            "weft", "--node", "slave1", "run", "-d", "--name", "web1", "--net", "net1",
+            "--label", "app=web", "toolbox", "sleep", "-x", "100",
+        ])
+        .unwrap();
+        assert_eq!(c.node.as_deref(), Some("slave1"));
+        let Command::Run(r) = c.command else { panic!() };
+        assert!(r.detach);
+        assert_eq!(r.image, "toolbox");
+        assert_eq!(r.command, ["sleep", "-x", "100"]);
+        assert_eq!(r.labels, ["app=web"]);
+    }
+
+    #[test]
+    fn lab_exec_takes_everything_after_dashes() {
+        let c = Cli::try_parse_from(["weft", "lab", "exec", "master", "--", "ip", "-o", "r"]).unwrap();
+        let Command::Lab(LabCmd::Exec { member, cmd }) = c.command else { panic!() };
+        assert_eq!(member, "master");
+        assert_eq!(cmd, ["ip", "-o", "r"]);
+    }
+}

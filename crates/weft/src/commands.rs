@@ -1,0 +1,406 @@
+//! One function per command: turn parsed arguments into calls, and results into output.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use weft_engine::{Cluster, ContainerView, NetworkOptions, RunOptions};
+use weft_ipam::Ipam;
+use weft_model::{keys, parse_cidr, parse_label, paths, ClusterConfig, Workload};
+
+use crate::cli::{Cli, Command, Format, ImageCmd, IpamCmd, LabCmd, NetworkCmd};
+use crate::output::{emit, Table};
+
+/// Runs the command; returns the process exit code.
+pub fn dispatch(cli: Cli) -> Result<i32> {
+    let fmt = cli.output;
+    match cli.command {
+        Command::Demo { keep } => {
+            weft_engine::require_root()?;
+            crate::demo::run(keep)
+        }
+        Command::Lab(cmd) => lab(&cli.lab, fmt, cmd),
+        Command::Agent { resync } => {
+            weft_engine::require_root()?;
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
+                        .unwrap_or_else(|_| "info".into()),
+                )
+                .init();
+            let c = Cluster::open_lab(&cli.lab)?;
+            let node = cli.node.context("weft agent needs --node NODE")?;
+            weft_agent::run(
+                c.store.as_ref(),
+                &weft_agent::AgentOptions {
+                    node,
+                    resync: Duration::from_secs(resync),
+                },
+            )?;
+            Ok(0)
+        }
+        Command::Image(cmd) => image(fmt, cmd),
+        other => {
+            weft_engine::require_root()?;
+            let c = Cluster::open_lab(&cli.lab)?;
+            cluster_command(&c, cli.node.as_deref(), fmt, other)
+        }
+    }
+}
+
+fn lab(name: &str, fmt: Format, cmd: LabCmd) -> Result<i32> {
+    weft_engine::require_root()?;
+    match cmd {
+        LabCmd::Up(a) => {
+            let nodes: Vec<String> = match a.nodes.parse::<usize>() {
+                Ok(n) if n > 0 => (1..=n).map(|i| format!("node{i}")).collect(),
+                Ok(_) => bail!("--nodes: a lab needs at least one node"),
+                Err(_) => a.nodes.split(',').map(|s| s.trim().to_string()).collect(),
+            };
+            if a.store != "sqlite" {
+                bail!("--store {}: only the embedded sqlite store is available in this build", a.store);
+            }
+            let config = ClusterConfig {
+                pool: parse_cidr("--pool", &a.pool)?,
+                block_size: a.block_size,
+                service_cidr: parse_cidr("--service-cidr", &a.service_cidr)?,
+                encap: a.encap.parse()?,
+            };
+            if !(config.pool.prefix_len()..=32).contains(&config.block_size) {
+                bail!("--block-size {}: must be between the pool's prefix ({}) and 32", a.block_size, config.pool.prefix_len());
+            }
+            let info = weft_lab::up(
+                &weft_lab::LabOptions {
+                    name: name.to_string(),
+                    nodes,
+                    config,
+                    weft_exe: std::env::current_exe()?,
+                },
+                &mut |m| eprintln!("{m}"),
+            )?;
+            emit(fmt, &info, || lab_table(std::slice::from_ref(&info)))?;
+            Ok(0)
+        }
+        LabCmd::Down => {
+            weft_lab::down(name, &mut |m| eprintln!("{m}"))?;
+            eprintln!("lab {name} is down");
+            Ok(0)
+        }
+        LabCmd::Ls => {
+            let labs = weft_lab::list()?;
+            emit(fmt, &labs, || lab_table(&labs))?;
+            Ok(0)
+        }
+        LabCmd::Exec { member, cmd } => weft_lab::exec(name, &member, &cmd),
+    }
+}
+
+fn lab_table(labs: &[weft_lab::LabInfo]) -> Table {
+    let mut t = Table::new(&["LAB", "STATUS", "NODES", "POOL", "ENCAP"]);
+    for l in labs {
+        let nodes: Vec<String> = l.nodes.iter().map(|n| format!("{}({})", n.name, n.address)).collect();
+        t.row(vec![
+            l.name.clone(),
+            l.status.clone(),
+            nodes.join(","),
+            l.config.pool.to_string(),
+            format!("{:?}", l.config.encap).to_lowercase(),
+        ]);
+    }
+    t
+}
+
+fn image(fmt: Format, cmd: ImageCmd) -> Result<i32> {
+    let store = weft_image::ImageStore::open(&paths::images_root())?;
+    match cmd {
+        ImageCmd::Ls => {
+            // The toolbox always exists.
+            store.ensure_toolbox(&std::env::current_exe()?)?;
+            let images = store.list()?;
+            emit(fmt, &images, || {
+                let mut t = Table::new(&["NAME", "SIZE", "SOURCE"]);
+                for i in &images {
+                    t.row(vec![i.name.clone(), format!("{:.1}MB", i.size as f64 / 1e6), i.source.clone()]);
+                }
+                t
+            })?;
+        }
+        ImageCmd::Build { name, from_host } => {
+            let paths: Vec<_> = from_host.iter().map(Into::into).collect();
+            let img = store.build_from_host(&name, &paths)?;
+            println!("{}", img.name);
+        }
+        ImageCmd::Rm { name } => {
+            store.remove(&name)?;
+            println!("{name}");
+        }
+        ImageCmd::Import { file, .. } => {
+            bail!("image import {file}: importing OCI and docker-archive tarballs is not available in this build yet; use `weft image build NAME --from-host PATH...`")
+        }
+    }
+    Ok(0)
+}
+
+fn cluster_command(c: &Cluster, node: Option<&str>, fmt: Format, cmd: Command) -> Result<i32> {
+    match cmd {
+        Command::Network(n) => network(c, fmt, n),
+        Command::Run(a) => {
+            let mut labels = BTreeMap::new();
+            for l in &a.labels {
+                let (k, v) = parse_label(l)?;
+                labels.insert(k, v);
+            }
+            let ip = a
+                .ip
+                .as_deref()
+                .map(|s| s.parse().with_context(|| format!("invalid --ip {s:?}: write an IPv4 address")))
+                .transpose()?;
+            let node = c.node(node)?;
+            let out = weft_engine::run(
+                c,
+                &node,
+                &RunOptions {
+                    name: a.name,
+                    net: a.net,
+                    labels,
+                    image: a.image,
+                    command: a.command,
+                    env: a.env,
+                    hostname: a.hostname,
+                    ip,
+                    detach: a.detach,
+                    remove: a.rm,
+                },
+            )?;
+            if a.detach {
+                match fmt {
+                    Format::Table => println!("{}", out.view.id),
+                    _ => emit(fmt, &out.view, || Table::new(&[]))?,
+                }
+            }
+            Ok(out.exit_code.unwrap_or(0))
+        }
+        Command::Exec(a) => weft_engine::exec(c, &a.name, &a.command, &a.env, a.tty),
+        Command::Ps { all } => {
+            let list = weft_engine::ps(c, all)?;
+            emit(fmt, &list, || ps_table(&list))?;
+            Ok(0)
+        }
+        Command::Inspect { name } => {
+            let v = weft_engine::inspect(c, &name)?;
+            let fmt = if fmt == Format::Table { Format::Json } else { fmt };
+            emit(fmt, &v, || Table::new(&[]))?;
+            Ok(0)
+        }
+        Command::Logs { follow, name } => {
+            weft_engine::logs(c, &name, follow, &mut std::io::stdout())?;
+            Ok(0)
+        }
+        Command::Stop { time, names } => each(&names, |n| weft_engine::stop(c, n, Duration::from_secs(time))),
+        Command::Kill { signal, names } => {
+            let sig = parse_signal(&signal)?;
+            each(&names, |n| weft_engine::kill(c, n, sig))
+        }
+        Command::Rm { force, names } => each(&names, |n| weft_engine::remove(c, n, force)),
+        Command::Ipam(i) => ipam(c, fmt, i),
+        Command::Get { kind, name } => get(c, fmt, &kind, name.as_deref()),
+        Command::Lab(_) | Command::Image(_) | Command::Agent { .. } | Command::Demo { .. } => {
+            unreachable!("handled by dispatch")
+        }
+    }
+}
+
+/// Applies `f` to every name, printing each done one like docker; fails if any failed.
+fn each(names: &[String], f: impl Fn(&str) -> Result<()>) -> Result<i32> {
+    let mut failed = 0;
+    for n in names {
+        match f(n) {
+            Ok(()) => println!("{n}"),
+            Err(e) => {
+                eprintln!("Error: {e:#}");
+                failed += 1;
+            }
+        }
+    }
+    Ok(if failed > 0 { 1 } else { 0 })
+}
+
+fn parse_signal(s: &str) -> Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return Ok(n);
+    }
+    let name = s.to_uppercase();
+    let name = if name.starts_with("SIG") { name } else { format!("SIG{name}") };
+    name.parse::<nix_signal::Signal>()
+        .map(|s| s as i32)
+        .map_err(|_| anyhow::anyhow!("unknown signal {s:?}; use a name like TERM or a number"))
+}
+
+mod nix_signal {
+    pub use nix::sys::signal::Signal;
+}
+
+fn ps_table(list: &[ContainerView]) -> Table {
+    let mut t = Table::new(&["CONTAINER ID", "NAME", "NODE", "NETWORK", "IP", "STATE", "IMAGE", "COMMAND"]);
+    for v in list {
+        t.row(vec![
+            v.id[..12].to_string(),
+            v.name.clone(),
+            v.node.clone(),
+            v.network.clone(),
+            v.ip.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
+            match v.exit_code {
+                Some(code) if v.state == weft_engine::State::Exited => format!("exited ({code})"),
+                _ => v.state.to_string(),
+            },
+            v.image.clone(),
+            format!("{:?}", v.command.join(" ")),
+        ]);
+    }
+    t
+}
+
+fn network(c: &Cluster, fmt: Format, cmd: NetworkCmd) -> Result<i32> {
+    match cmd {
+        NetworkCmd::Create { name, driver, subnet, isolation } => {
+            let subnet = subnet.as_deref().map(|s| parse_cidr("--subnet", s)).transpose()?;
+            let net = weft_engine::create_network(
+                c,
+                &NetworkOptions {
+                    name,
+                    driver: driver.parse()?,
+                    subnet,
+                    isolation: isolation.parse()?,
+                },
+            )?;
+            match fmt {
+                Format::Table => println!("{}", net.name),
+                _ => emit(fmt, &net, || Table::new(&[]))?,
+            }
+        }
+        NetworkCmd::Ls => {
+            let nets = weft_engine::list_networks(c)?;
+            emit(fmt, &nets, || {
+                let mut t = Table::new(&["NAME", "DRIVER", "POOL", "SUBNET", "ISOLATION"]);
+                for n in &nets {
+                    t.row(vec![
+                        n.name.clone(),
+                        n.driver.to_string(),
+                        n.pool.clone(),
+                        n.subnet.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                        n.isolation.to_string(),
+                    ]);
+                }
+                t
+            })?;
+        }
+        NetworkCmd::Inspect { name } => {
+            let n = weft_engine::inspect_network(c, &name)?;
+            let fmt = if fmt == Format::Table { Format::Json } else { fmt };
+            emit(fmt, &n, || Table::new(&[]))?;
+        }
+        NetworkCmd::Rm { name } => {
+            weft_engine::remove_network(c, &name)?;
+            println!("{name}");
+        }
+    }
+    Ok(0)
+}
+
+fn live_handles(c: &Cluster) -> Result<HashSet<String>> {
+    Ok(weft_store::list_json::<Workload>(c.store.as_ref(), keys::WORKLOADS)?
+        .into_iter()
+        .map(|(_, w, _)| w.ipam_handle())
+        .collect())
+}
+
+fn ipam(c: &Cluster, fmt: Format, cmd: IpamCmd) -> Result<i32> {
+    let ipam = Ipam::new(c.store.as_ref());
+    match cmd {
+        IpamCmd::Show { show_blocks } => {
+            if show_blocks {
+                let blocks = ipam.blocks()?;
+                emit(fmt, &blocks, || {
+                    let mut t = Table::new(&["BLOCK", "POOL", "NODE", "IN USE", "FREE"]);
+                    for b in &blocks {
+                        let size = 1u64 << (32 - b.cidr.prefix_len());
+                        let used = b.allocations.len() as u64;
+                        t.row(vec![
+                            b.cidr.to_string(),
+                            b.pool.clone(),
+                            b.affinity.clone().unwrap_or_else(|| "-".into()),
+                            used.to_string(),
+                            (size - used).to_string(),
+                        ]);
+                    }
+                    t
+                })?;
+            } else {
+                let usage = ipam.usage()?;
+                emit(fmt, &usage, || {
+                    let mut t = Table::new(&["POOL", "CIDR", "SIZE", "IN USE", "FREE", "BLOCKS"]);
+                    for u in &usage {
+                        t.row(vec![
+                            u.pool.clone(),
+                            u.cidr.to_string(),
+                            u.size.to_string(),
+                            u.in_use.to_string(),
+                            (u.size - u.in_use).to_string(),
+                            u.blocks.to_string(),
+                        ]);
+                    }
+                    t
+                })?;
+            }
+            Ok(0)
+        }
+        IpamCmd::Check => {
+            let live = live_handles(c)?;
+            let nodes: Vec<String> = c.nodes()?.into_iter().map(|n| n.name).collect();
+            let problems = ipam.check(&|h| live.contains(h), &nodes)?;
+            let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+            match fmt {
+                Format::Table if text.is_empty() => println!("IPAM is consistent: no problems found"),
+                Format::Table => {
+                    for t in &text {
+                        println!("{t}");
+                    }
+                }
+                _ => emit(fmt, &text, || Table::new(&[]))?,
+            }
+            Ok(if text.is_empty() { 0 } else { 1 })
+        }
+        IpamCmd::Gc => {
+            let live = live_handles(c)?;
+            let released = ipam.gc(&|h| live.contains(h))?;
+            for r in &released {
+                println!("released {r}");
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn get(c: &Cluster, fmt: Format, kind: &str, name: Option<&str>) -> Result<i32> {
+    let (prefix, what) = match kind {
+        "node" | "nodes" => (keys::NODES.to_string(), "node"),
+        "network" | "networks" | "net" => (keys::NETWORKS.to_string(), "network"),
+        "workload" | "workloads" | "wl" => (keys::WORKLOADS.to_string(), "workload"),
+        "ippool" | "ippools" => (weft_ipam::keys::POOLS.to_string(), "ippool"),
+        other => bail!("unknown kind {other:?}; use node, network, workload or ippool"),
+    };
+    let items: Vec<serde_json::Value> = weft_store::list_json::<serde_json::Value>(c.store.as_ref(), &prefix)?
+        .into_iter()
+        .filter(|(k, _, _)| name.is_none_or(|n| k.rsplit('/').next() == Some(n)))
+        .map(|(_, v, _)| v)
+        .collect();
+    if let (Some(n), true) = (name, items.is_empty()) {
+        bail!("{what} {n:?} not found");
+    }
+    let fmt = if fmt == Format::Table { Format::Yaml } else { fmt };
+    match name {
+        Some(_) => emit(fmt, &items[0], || Table::new(&[]))?,
+        None => emit(fmt, &items, || Table::new(&[]))?,
+    }
+    Ok(0)
+}
