@@ -12,7 +12,7 @@ use std::net::Ipv4Addr;
 use anyhow::{Context, Result};
 use ipnet::Ipv4Net;
 use weft_model::{HOST_IFACE_MAC, ROUTE_PROTO, WORKLOAD_GATEWAY};
-use weft_netlink::{Handle, Netns, Route};
+use weft_netlink::{Handle, Link, Netns, Route, VethSpec};
 
 /// What to wire.
 #[derive(Clone, Debug)]
@@ -29,25 +29,25 @@ pub const CONTAINER_IFACE: &str = "eth0";
 
 /// Wires `ep` between the node's netns and the container's. On error nothing is left behind.
 pub fn attach(node: &mut Handle, node_ns: &Netns, container_ns: &Netns, ep: &Endpoint) -> Result<()> {
-    node.create_veth(ep.host_iface, CONTAINER_IFACE, Some(container_ns))
+    // One request makes both ends: host end with its MAC (and MTU), peer `eth0` in the container.
+    let mut spec = VethSpec::new(ep.host_iface, CONTAINER_IFACE)
+        .mac(HOST_IFACE_MAC)
+        .up()
+        .peer_ns(container_ns);
+    if let Some(mtu) = ep.mtu {
+        spec = spec.mtu(mtu);
+    }
+    let host = node
+        .create_veth_with(&spec)
         .with_context(|| format!("create veth {} <-> {CONTAINER_IFACE}", ep.host_iface))?;
-    let res = wire(node, node_ns, container_ns, ep);
+    let res = wire(node, node_ns, container_ns, ep, &host);
     if res.is_err() {
-        if let Ok(Some(link)) = node.link_by_name(ep.host_iface) {
-            let _ = node.delete_link(link.index);
-        }
+        let _ = node.delete_link(host.index);
     }
     res
 }
 
-fn wire(node: &mut Handle, node_ns: &Netns, container_ns: &Netns, ep: &Endpoint) -> Result<()> {
-    let host = node
-        .link_by_name(ep.host_iface)?
-        .with_context(|| format!("veth {} vanished after creation", ep.host_iface))?;
-    node.set_mac(host.index, HOST_IFACE_MAC)?;
-    if let Some(mtu) = ep.mtu {
-        node.set_mtu(host.index, mtu)?;
-    }
+fn wire(node: &mut Handle, node_ns: &Netns, container_ns: &Netns, ep: &Endpoint, host: &Link) -> Result<()> {
     let iface = ep.host_iface;
     weft_netlink::sysctls_set(
         node_ns,
@@ -58,24 +58,18 @@ fn wire(node: &mut Handle, node_ns: &Netns, container_ns: &Netns, ep: &Endpoint)
         ],
     )
     .with_context(|| format!("sysctls of {iface}"))?;
-    node.set_up(host.index)?;
 
     let mut c = Handle::in_netns(container_ns).context("netlink socket in the container's netns")?;
-    if let Some(lo) = c.link_by_name("lo")? {
-        c.set_up(lo.index)?;
-    }
-    let eth0 = c
-        .link_by_name(CONTAINER_IFACE)?
-        .context("eth0 missing in the container after veth creation")?;
-    if let Some(mtu) = ep.mtu {
-        c.set_mtu(eth0.index, mtu)?;
-    }
-    c.add_address(eth0.index, Ipv4Net::new(ep.ip, 32).expect("/32 is valid"))?;
-    c.set_up(eth0.index)?;
+    c.set_up(weft_netlink::LOOPBACK_INDEX)?;
+    let eth0 = host
+        .link
+        .context("the kernel did not report the container end's index")?;
+    c.add_address(eth0, Ipv4Net::new(ep.ip, 32).expect("/32 is valid"))?;
+    c.set_up(eth0)?;
     c.add_route(
         &Route::new("0.0.0.0/0".parse().expect("constant"))
             .via(WORKLOAD_GATEWAY)
-            .dev(eth0.index)
+            .dev(eth0)
             .onlink(),
     )
     .context("default route via 169.254.1.1 in the container")?;

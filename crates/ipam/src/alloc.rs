@@ -7,9 +7,7 @@ use ipnet::Ipv4Net;
 use weft_store::{get_json, Compare, Op};
 
 use crate::pools::overlaps;
-use crate::{
-    encode, keys, validate_handle, Block, Error, Handle, IpPool, Ipam, Result, Retry,
-};
+use crate::{encode, keys, validate_handle, Block, Error, Handle, IpPool, Ipam, Result, Retry};
 
 /// A block write that holds one new address.
 struct Plan {

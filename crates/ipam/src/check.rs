@@ -18,7 +18,10 @@ pub enum Problem {
     /// Two blocks share addresses.
     OverlappingBlocks { a: Ipv4Net, b: Ipv4Net },
     /// One address is held by several owners (blocks or handles).
-    AddressHeldTwice { addr: Ipv4Addr, holders: Vec<String> },
+    AddressHeldTwice {
+        addr: Ipv4Addr,
+        holders: Vec<String>,
+    },
     /// A handle lists an address that its block does not hold for it.
     HandleNotInBlock {
         handle: String,
@@ -137,11 +140,7 @@ fn join(addrs: &[Ipv4Addr]) -> String {
         .join(", ")
 }
 
-fn decode<T: DeserializeOwned>(
-    key: &str,
-    value: &[u8],
-    problems: &mut Vec<Problem>,
-) -> Option<T> {
+fn decode<T: DeserializeOwned>(key: &str, value: &[u8], problems: &mut Vec<Problem>) -> Option<T> {
     serde_json::from_slice(value)
         .map_err(|e| {
             problems.push(Problem::BadRecord {
@@ -218,7 +217,11 @@ fn check_block(
     if keys::parse_block(key) != Some(b.cidr) || b.cidr.trunc() != b.cidr {
         outside(format!("it is stored under {key}, which does not name it"));
     }
-    if let Some((o, _)) = b.allocations.iter().find(|(o, _)| u64::from(**o) >= b.size()) {
+    if let Some((o, _)) = b
+        .allocations
+        .iter()
+        .find(|(o, _)| u64::from(**o) >= b.size())
+    {
         outside(format!("ordinal {o} is past the end of the block"));
     }
     if let Some(node) = &b.affinity {

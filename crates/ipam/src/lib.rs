@@ -138,7 +138,9 @@ pub enum Error {
     Store(#[from] weft_store::Error),
     #[error("IP pool {0} does not exist; create it first (`weft apply -f` an IPPool, or `weft network create`)")]
     PoolNotFound(String),
-    #[error("IP pool {0} is disabled: it hands out no new addresses; enable it or use another pool")]
+    #[error(
+        "IP pool {0} is disabled: it hands out no new addresses; enable it or use another pool"
+    )]
     PoolDisabled(String),
     #[error("IP pool {pool} ({cidr}) is exhausted for node {node}: its blocks are full and no free block is left; add a pool, or free addresses (`weft ipam gc`)")]
     PoolExhausted {
@@ -159,7 +161,9 @@ pub enum Error {
     PoolExists { pool: String, existing: String },
     #[error("IP pool {pool} still has {in_use} address(es) allocated; remove the workloads using it (and run `weft ipam gc`) first")]
     PoolInUse { pool: String, in_use: u64 },
-    #[error("address {addr} is not in IP pool {pool} ({cidr}); request an address inside the pool")]
+    #[error(
+        "address {addr} is not in IP pool {pool} ({cidr}); request an address inside the pool"
+    )]
     AddressOutsidePool {
         addr: Ipv4Addr,
         pool: String,
@@ -191,6 +195,7 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// IPAM operations over a store.
+#[derive(Clone, Copy)]
 pub struct Ipam<'a> {
     store: &'a dyn Store,
 }

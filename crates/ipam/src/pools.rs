@@ -115,7 +115,10 @@ impl Ipam<'_> {
                 .into_iter()
                 .filter(|(_, b, _)| b.pool == name)
                 .collect();
-            let in_use: u64 = blocks.iter().map(|(_, b, _)| b.allocations.len() as u64).sum();
+            let in_use: u64 = blocks
+                .iter()
+                .map(|(_, b, _)| b.allocations.len() as u64)
+                .sum();
             if in_use > 0 {
                 return Err(Error::PoolInUse {
                     pool: name.to_string(),

@@ -66,9 +66,10 @@ impl Ipam<'_> {
                 .collect();
             let mut lost = false;
             for (key, rev) in empty {
-                let resp = self
-                    .store
-                    .txn(&[Compare::ModRevision(key.clone(), rev)], &[Op::Delete(key)])?;
+                let resp = self.store.txn(
+                    &[Compare::ModRevision(key.clone(), rev)],
+                    &[Op::Delete(key)],
+                )?;
                 lost |= !resp.succeeded;
             }
             if !lost {

@@ -29,7 +29,10 @@ fn sequential_allocations_are_distinct_and_in_the_node_block() {
     let ipam = Ipam::new(&s);
     ipam.ensure_pool(&pool("p", "10.244.0.0/16", 26)).unwrap();
     let addrs: Vec<_> = (0..10)
-        .map(|i| ipam.allocate(&format!("net.c{i}"), "n1", "p", None).unwrap())
+        .map(|i| {
+            ipam.allocate(&format!("net.c{i}"), "n1", "p", None)
+                .unwrap()
+        })
         .collect();
     // The pool's network address is skipped; then lowest first.
     assert_eq!(addrs[0], ip("10.244.0.1"));
@@ -40,7 +43,10 @@ fn sequential_allocations_are_distinct_and_in_the_node_block() {
     assert!(addrs.iter().all(|a| blocks[0].cidr.contains(a)));
     assert_eq!(addrs.iter().collect::<BTreeSet<_>>().len(), 10);
     let h = ipam.handle("net.c3").unwrap().unwrap();
-    assert_eq!((h.node.as_str(), h.addresses.as_slice()), ("n1", &[addrs[3]][..]));
+    assert_eq!(
+        (h.node.as_str(), h.addresses.as_slice()),
+        ("n1", &[addrs[3]][..])
+    );
     assert!(ipam.check(&|_| true, &["n1".into()]).unwrap().is_empty());
 }
 
@@ -67,24 +73,34 @@ fn full_block_claims_another_and_pool_exhaustion_is_clear() {
     ipam.ensure_pool(&pool("small", "10.9.0.0/28", 30)).unwrap();
     let mut got = Vec::new();
     for i in 0..5 {
-        got.push(ipam.allocate(&format!("net.x{i}"), "n1", "small", None).unwrap());
+        got.push(
+            ipam.allocate(&format!("net.x{i}"), "n1", "small", None)
+                .unwrap(),
+        );
     }
     assert_eq!(ipam.blocks_of("n1").unwrap().len(), 2);
     assert_eq!(got[3], ip("10.9.0.4"));
     for i in 5..15 {
-        ipam.allocate(&format!("net.x{i}"), "n1", "small", None).unwrap();
+        ipam.allocate(&format!("net.x{i}"), "n1", "small", None)
+            .unwrap();
     }
     let err = ipam.allocate("net.last", "n1", "small", None).unwrap_err();
     assert!(matches!(err, Error::PoolExhausted { ref pool, .. } if pool == "small"));
     let text = err.to_string();
-    assert!(text.contains("small") && text.contains("exhausted"), "{text}");
+    assert!(
+        text.contains("small") && text.contains("exhausted"),
+        "{text}"
+    );
     // Another node finds no block at all.
     assert!(matches!(
         ipam.allocate("net.other", "n2", "small", None),
         Err(Error::PoolExhausted { .. })
     ));
     let usage = &ipam.usage().unwrap()[0];
-    assert_eq!((usage.size, usage.in_use, usage.blocks, usage.blocks_total), (16, 15, 4, 4));
+    assert_eq!(
+        (usage.size, usage.in_use, usage.blocks, usage.blocks_total),
+        (16, 15, 4, 4)
+    );
 }
 
 #[test]
@@ -173,7 +189,10 @@ fn pools_validate_overlap_and_deletion() {
     ipam.ensure_pool(&pool("q", "10.96.0.0/24", 28)).unwrap();
     assert_eq!(ipam.pools().unwrap().len(), 2);
     ipam.allocate("net.a", "n1", "q", None).unwrap();
-    assert!(matches!(ipam.delete_pool("q"), Err(Error::PoolInUse { in_use: 1, .. })));
+    assert!(matches!(
+        ipam.delete_pool("q"),
+        Err(Error::PoolInUse { in_use: 1, .. })
+    ));
     ipam.release("net.a").unwrap();
     ipam.delete_pool("q").unwrap();
     assert!(ipam.blocks().unwrap().is_empty());

@@ -94,8 +94,16 @@ fn finds_block_address_without_handle() {
 #[test]
 fn finds_handle_and_block_disagreeing() {
     let (_d, s) = setup();
-    write_block(&s, &block("10.244.0.0/26", "p", "n1", &[(1, "net.a"), (2, "net.b")]));
-    write_handle(&s, "net.a", "n1", &["10.244.0.1", "10.244.0.2", "10.244.0.9"]);
+    write_block(
+        &s,
+        &block("10.244.0.0/26", "p", "n1", &[(1, "net.a"), (2, "net.b")]),
+    );
+    write_handle(
+        &s,
+        "net.a",
+        "n1",
+        &["10.244.0.1", "10.244.0.2", "10.244.0.9"],
+    );
     write_handle(&s, "net.b", "n1", &[]);
     let found = problems(&s, &|_| true);
     let text: Vec<String> = found.iter().map(ToString::to_string).collect();
@@ -222,7 +230,11 @@ fn concurrent_allocations_from_many_connections() {
         }
     });
     assert!(ipam.handles().unwrap().is_empty());
-    assert!(ipam.blocks().unwrap().iter().all(|b| b.allocations.is_empty()));
+    assert!(ipam
+        .blocks()
+        .unwrap()
+        .iter()
+        .all(|b| b.allocations.is_empty()));
     assert_eq!(ipam.usage().unwrap()[0].in_use, 0);
     assert_eq!(ipam.check(&|_| true, &names).unwrap(), vec![]);
 }

@@ -94,7 +94,11 @@ impl Handle {
             m.header.index = index.unwrap_or(0);
         }
         let object = index.map(|i| format!("of link {i}")).unwrap_or_default();
-        let replies = self.dump("list addresses", &object, RouteNetlinkMessage::GetAddress(m))?;
+        let replies = self.dump(
+            "list addresses",
+            &object,
+            RouteNetlinkMessage::GetAddress(m),
+        )?;
         Ok(replies
             .iter()
             .filter_map(|r| match r {

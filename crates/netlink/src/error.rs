@@ -39,7 +39,11 @@ impl Error {
     }
 
     /// Builds an error that has no errno (bad input, undecodable kernel reply).
-    pub fn other(op: impl Into<String>, object: impl Into<String>, msg: impl Into<String>) -> Error {
+    pub fn other(
+        op: impl Into<String>,
+        object: impl Into<String>,
+        msg: impl Into<String>,
+    ) -> Error {
         Error::new(op, object, io::Error::other(msg.into()))
     }
 
@@ -106,7 +110,10 @@ impl fmt::Display for Error {
             write!(f, " ({d})")?;
         }
         if self.is_permission() {
-            write!(f, "; run as root (CAP_NET_ADMIN and CAP_SYS_ADMIN are needed)")?;
+            write!(
+                f,
+                "; run as root (CAP_NET_ADMIN and CAP_SYS_ADMIN are needed)"
+            )?;
         }
         Ok(())
     }

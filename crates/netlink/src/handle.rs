@@ -161,7 +161,11 @@ impl Handle {
                 let b = &self.rbuf[off..n];
                 let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
                 if len < NLMSG_HDRLEN || len > b.len() {
-                    return Err(Error::other(op, object.to_string(), "malformed netlink reply"));
+                    return Err(Error::other(
+                        op,
+                        object.to_string(),
+                        "malformed netlink reply",
+                    ));
                 }
                 let ty = u16::from_ne_bytes([b[4], b[5]]);
                 let flags = u16::from_ne_bytes([b[6], b[7]]);
@@ -230,7 +234,12 @@ impl Handle {
             // SAFETY: a zero-length receive into a null buffer with MSG_PEEK|MSG_TRUNC
             // only reports the datagram's size.
             let size = unsafe {
-                libc::recv(fd, std::ptr::null_mut(), 0, libc::MSG_PEEK | libc::MSG_TRUNC)
+                libc::recv(
+                    fd,
+                    std::ptr::null_mut(),
+                    0,
+                    libc::MSG_PEEK | libc::MSG_TRUNC,
+                )
             };
             if size < 0 {
                 let e = io::Error::last_os_error();
@@ -374,12 +383,18 @@ mod tests {
         m.extend_from_slice(&header(24, 16, 5));
         m.extend_from_slice(&[0u8; 8]);
         m.extend_from_slice(&tlvs);
-        assert_eq!(ext_ack_message(&m, NLM_F_ACK_TLVS, false).as_deref(), Some("boom"));
+        assert_eq!(
+            ext_ack_message(&m, NLM_F_ACK_TLVS, false).as_deref(),
+            Some("boom")
+        );
 
         let mut d = header(0, NLMSG_DONE, NLM_F_ACK_TLVS);
         d.extend_from_slice(&(-2i32).to_ne_bytes());
         d.extend_from_slice(&tlvs);
-        assert_eq!(ext_ack_message(&d, NLM_F_ACK_TLVS, true).as_deref(), Some("boom"));
+        assert_eq!(
+            ext_ack_message(&d, NLM_F_ACK_TLVS, true).as_deref(),
+            Some("boom")
+        );
         assert_eq!(ext_ack_message(&d[..20], NLM_F_ACK_TLVS, true), None);
     }
 }

@@ -12,7 +12,7 @@ use netlink_packet_route::route::{RouteAttribute, RouteFlags, RouteProtocol, Rou
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use crate::addr::address_message;
-use crate::link::vxlan_message;
+use crate::link_spec::vxlan_message;
 use crate::neigh::{fdb_message, neighbour_message};
 use crate::{Address, LinkChange, Route, RouteKind, RouteScope, VethSpec};
 
@@ -54,7 +54,9 @@ fn veth_spec_is_one_message() {
     assert!(m
         .attributes
         .contains(&LinkAttribute::IfName("cali0123456789a".into())));
-    assert!(m.attributes.contains(&LinkAttribute::Address(vec![0xee; 6])));
+    assert!(m
+        .attributes
+        .contains(&LinkAttribute::Address(vec![0xee; 6])));
     assert!(m.attributes.contains(&LinkAttribute::Mtu(1450)));
     let info = m
         .attributes
@@ -68,8 +70,13 @@ fn veth_spec_is_one_message() {
     let LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))) = &info[1] else {
         panic!("no peer in {info:?}");
     };
-    assert_eq!(peer.header.flags, LinkFlags::Up);
-    assert!(peer.attributes.contains(&LinkAttribute::IfName("eth0".into())));
+    assert!(
+        peer.header.change_mask.is_empty(),
+        "peer up is a second request"
+    );
+    assert!(peer
+        .attributes
+        .contains(&LinkAttribute::IfName("eth0".into())));
     assert!(peer.attributes.contains(&LinkAttribute::Mtu(1450)));
     assert!(peer
         .attributes
@@ -98,7 +105,14 @@ fn link_change_sets_only_what_is_asked() {
 
 #[test]
 fn vxlan_message_carries_its_settings() {
-    let m = vxlan_message("vxlan.calico", 4096, 4789, Some(ip("198.51.100.11")), Some(2), false);
+    let m = vxlan_message(
+        "vxlan.calico",
+        4096,
+        4789,
+        Some(ip("198.51.100.11")),
+        Some(2),
+        false,
+    );
     let info = m
         .attributes
         .iter()
@@ -134,10 +148,17 @@ fn route_builders() {
     assert_eq!(r.protocol, crate::RTPROT_BOOT);
 
     let d = Route::default_via(ip("169.254.1.1")).dev(2).onlink();
-    assert_eq!(d.to_string(), "default via 169.254.1.1 dev 2 proto boot onlink");
+    assert_eq!(
+        d.to_string(),
+        "default via 169.254.1.1 dev 2 proto boot onlink"
+    );
     let b = Route::new(net("10.244.0.0/26")).blackhole().proto(80);
     assert_eq!(b.to_string(), "blackhole 10.244.0.0/26 proto 80");
-    let h = Route::new(net("10.244.0.5/32")).dev(9).scope_link().metric(5).table(1000);
+    let h = Route::new(net("10.244.0.5/32"))
+        .dev(9)
+        .scope_link()
+        .metric(5)
+        .table(1000);
     assert_eq!(
         h.to_string(),
         "10.244.0.5/32 dev 9 proto boot scope link metric 5 table 1000"
@@ -149,9 +170,18 @@ fn route_message_round_trips() {
     let routes = [
         Route::default_via(ip("169.254.1.1")).dev(2).onlink(),
         Route::new(net("10.244.0.0/26")).blackhole(),
-        Route::new(net("10.244.0.5/32")).dev(9).scope_link().proto(80),
-        Route::new(net("10.244.64.0/26")).via(ip("198.51.100.12")).dev(3).onlink().metric(20),
-        Route::new(net("203.0.113.0/24")).via(ip("198.51.100.1")).src(ip("198.51.100.11")),
+        Route::new(net("10.244.0.5/32"))
+            .dev(9)
+            .scope_link()
+            .proto(80),
+        Route::new(net("10.244.64.0/26"))
+            .via(ip("198.51.100.12"))
+            .dev(3)
+            .onlink()
+            .metric(20),
+        Route::new(net("203.0.113.0/24"))
+            .via(ip("198.51.100.1"))
+            .src(ip("198.51.100.11")),
         Route::new(net("10.1.0.0/16")).unreachable().table(1000),
     ];
     for r in routes {
@@ -166,7 +196,10 @@ fn route_message_round_trips() {
 
 #[test]
 fn route_message_header() {
-    let r = Route::new(net("10.0.0.0/8")).via(ip("10.0.0.1")).onlink().table(1000);
+    let r = Route::new(net("10.0.0.0/8"))
+        .via(ip("10.0.0.1"))
+        .onlink()
+        .table(1000);
     let m = r.to_message(false);
     assert_eq!(m.header.address_family, AddressFamily::Inet);
     assert_eq!(m.header.destination_prefix_length, 8);
@@ -177,7 +210,11 @@ fn route_message_header() {
 
     let del = r.to_message(true);
     assert_eq!(del.header.scope, Nl::NoWhere, "delete matches any scope");
-    assert_eq!(del.header.protocol, RouteProtocol::Unspec, "and any protocol");
+    assert_eq!(
+        del.header.protocol,
+        RouteProtocol::Unspec,
+        "and any protocol"
+    );
 
     let default = Route::default_via(ip("10.0.0.1")).to_message(false);
     assert!(

@@ -106,7 +106,11 @@ impl Handle {
         mac: [u8; 6],
         permanent: bool,
     ) -> Result<()> {
-        let state = if permanent { NUD_PERMANENT } else { NUD_REACHABLE };
+        let state = if permanent {
+            NUD_PERMANENT
+        } else {
+            NUD_REACHABLE
+        };
         let m = neighbour_message(index, ip, Some(mac), state);
         self.request(
             "add neighbour",
@@ -133,7 +137,11 @@ impl Handle {
     pub fn neighbours(&mut self, index: Option<u32>) -> Result<Vec<Neighbour>> {
         let m = dump_request(AddressFamily::Inet, index, self.strict());
         let object = index.map(|i| format!("of link {i}")).unwrap_or_default();
-        let replies = self.dump("list neighbours", &object, RouteNetlinkMessage::GetNeighbour(m))?;
+        let replies = self.dump(
+            "list neighbours",
+            &object,
+            RouteNetlinkMessage::GetNeighbour(m),
+        )?;
         let mut out = Vec::new();
         for r in &replies {
             let RouteNetlinkMessage::NewNeighbour(n) = r else {

@@ -83,7 +83,7 @@ impl Netns {
             .read(true)
             .write(true)
             .create_new(true)
-            .mode(0)
+            .mode(0o000)
             .open(&path)
             .ctx(OP, &path.display())?;
         match make_ns_on(&path) {
@@ -273,7 +273,13 @@ fn ensure_run_dir() -> Result<()> {
             .ctx("bind-mount", &NETNS_RUN_DIR)?;
             shared().ctx("make shared mount", &NETNS_RUN_DIR)?;
         }
-        Err(e) => return Err(Error::from_errno("make shared mount", NETNS_RUN_DIR, e as i32)),
+        Err(e) => {
+            return Err(Error::from_errno(
+                "make shared mount",
+                NETNS_RUN_DIR,
+                e as i32,
+            ))
+        }
     }
     RUN_DIR_READY.store(true, Ordering::Release);
     Ok(())

@@ -7,8 +7,8 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteProtocol,
-    RouteScope as NlScope, RouteType,
+    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteProtocol, RouteScope as NlScope,
+    RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
@@ -241,7 +241,9 @@ impl Route {
         }
         let a = &mut m.attributes;
         if self.dst.prefix_len() > 0 {
-            a.push(RouteAttribute::Destination(RouteAddress::Inet(self.dst.addr())));
+            a.push(RouteAttribute::Destination(RouteAddress::Inet(
+                self.dst.addr(),
+            )));
         }
         if let Some(gw) = self.gateway {
             a.push(RouteAttribute::Gateway(RouteAddress::Inet(gw)));
@@ -407,7 +409,9 @@ impl Handle {
         Ok(replies
             .iter()
             .filter_map(|r| match r {
-                RouteNetlinkMessage::NewRoute(rm) if !rm.header.flags.contains(RouteFlags::Cloned) => {
+                RouteNetlinkMessage::NewRoute(rm)
+                    if !rm.header.flags.contains(RouteFlags::Cloned) =>
+                {
                     Route::from_message(rm)
                 }
                 _ => None,

@@ -171,7 +171,9 @@ pub fn build_spec(spec: &RunSpec) -> anyhow::Result<Spec> {
     if !spec.rootfs_lower.is_empty() {
         let mut lowers = Vec::new();
         for l in &spec.rootfs_lower {
-            let s = l.to_str().filter(|s| l.is_absolute() && !s.contains([':', ',']));
+            let s = l
+                .to_str()
+                .filter(|s| l.is_absolute() && !s.contains([':', ',']));
             let Some(s) = s else {
                 bail!(
                     "image layer {} must be an absolute UTF-8 path without ':' or ','",
@@ -211,14 +213,29 @@ pub fn build_spec(spec: &RunSpec) -> anyhow::Result<Spec> {
     });
     let linux = LinuxBuilder::default()
         .namespaces(namespaces)
-        .masked_paths(MASKED_PATHS.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-        .readonly_paths(READONLY_PATHS.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .masked_paths(
+            MASKED_PATHS
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .readonly_paths(
+            READONLY_PATHS
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+        )
         .build()?;
 
     let mut builder = SpecBuilder::default()
         .version("1.0.2")
         .process(process)
-        .root(RootBuilder::default().path("rootfs").readonly(false).build()?)
+        .root(
+            RootBuilder::default()
+                .path("rootfs")
+                .readonly(false)
+                .build()?,
+        )
         .mounts(default_mounts()?)
         .linux(linux)
         .annotations(annotations);
@@ -280,7 +297,12 @@ fn default_mounts() -> anyhow::Result<Vec<Mount>> {
             "mqueue",
             &["nosuid", "noexec", "nodev"],
         )?,
-        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"])?,
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        )?,
     ])
 }
 
@@ -308,7 +330,10 @@ mod tests {
     #[test]
     fn config_process_root_hostname() {
         let v = json(&spec());
-        assert_eq!(v["process"]["args"], serde_json::json!(["sh", "-c", "echo hi"]));
+        assert_eq!(
+            v["process"]["args"],
+            serde_json::json!(["sh", "-c", "echo hi"])
+        );
         assert_eq!(v["process"]["env"][0], DEFAULT_PATH);
         assert_eq!(v["process"]["env"][1], "A=1");
         assert_eq!(v["process"]["cwd"], "/tmp");
@@ -347,7 +372,14 @@ mod tests {
             .collect();
         assert_eq!(
             dests,
-            ["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys"]
+            [
+                "/proc",
+                "/dev",
+                "/dev/pts",
+                "/dev/shm",
+                "/dev/mqueue",
+                "/sys"
+            ]
         );
         assert_eq!(mounts[1]["type"], "tmpfs");
         assert_eq!(mounts[2]["type"], "devpts");
@@ -373,7 +405,9 @@ mod tests {
 
         let mut s = spec();
         s.rootfs_lower.clear();
-        assert!(json(&s)["annotations"].get(ANNOTATION_OVERLAY_LOWER).is_none());
+        assert!(json(&s)["annotations"]
+            .get(ANNOTATION_OVERLAY_LOWER)
+            .is_none());
     }
 
     #[test]

@@ -132,10 +132,7 @@ impl InitConfig {
         }
         let cwd = process.cwd().clone();
         if !cwd.is_absolute() {
-            return Err(format!(
-                "process.cwd {} must be absolute",
-                cwd.display()
-            ));
+            return Err(format!("process.cwd {} must be absolute", cwd.display()));
         }
         let user = process.user();
 
@@ -154,7 +151,11 @@ impl InitConfig {
         let mut clone_flags = CloneFlags::empty();
         let mut join = Vec::new();
         let mut has_mount_ns = false;
-        for ns in linux.and_then(|l| l.namespaces().as_ref()).into_iter().flatten() {
+        for ns in linux
+            .and_then(|l| l.namespaces().as_ref())
+            .into_iter()
+            .flatten()
+        {
             let flag = match ns.typ() {
                 LinuxNamespaceType::Mount => {
                     has_mount_ns = true;
@@ -191,7 +192,10 @@ impl InitConfig {
             }
             let dest = m.destination();
             if !dest.is_absolute() {
-                return Err(format!("mount destination {} must be absolute", dest.display()));
+                return Err(format!(
+                    "mount destination {} must be absolute",
+                    dest.display()
+                ));
             }
             let opts = m.options().clone().unwrap_or_default();
             let mut parsed = parse_options(&opts);
@@ -217,7 +221,11 @@ impl InitConfig {
         }
 
         let mut devices = default_devices();
-        for d in linux.and_then(|l| l.devices().as_ref()).into_iter().flatten() {
+        for d in linux
+            .and_then(|l| l.devices().as_ref())
+            .into_iter()
+            .flatten()
+        {
             let kind = match d.typ() {
                 LinuxDeviceType::C | LinuxDeviceType::U => 'c',
                 LinuxDeviceType::B => 'b',
@@ -294,15 +302,35 @@ pub(crate) fn parse_options(opts: &[String]) -> (MsFlags, MsFlags, Option<String
             "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty(), MsFlags::empty()),
             "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME, MsFlags::empty()),
             "bind" => (MsFlags::MS_BIND, MsFlags::empty(), MsFlags::empty()),
-            "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty(), MsFlags::empty()),
+            "rbind" => (
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                MsFlags::empty(),
+                MsFlags::empty(),
+            ),
             "private" => (MsFlags::empty(), MsFlags::empty(), MsFlags::MS_PRIVATE),
-            "rprivate" => (MsFlags::empty(), MsFlags::empty(), MsFlags::MS_PRIVATE | MsFlags::MS_REC),
+            "rprivate" => (
+                MsFlags::empty(),
+                MsFlags::empty(),
+                MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+            ),
             "shared" => (MsFlags::empty(), MsFlags::empty(), MsFlags::MS_SHARED),
-            "rshared" => (MsFlags::empty(), MsFlags::empty(), MsFlags::MS_SHARED | MsFlags::MS_REC),
+            "rshared" => (
+                MsFlags::empty(),
+                MsFlags::empty(),
+                MsFlags::MS_SHARED | MsFlags::MS_REC,
+            ),
             "slave" => (MsFlags::empty(), MsFlags::empty(), MsFlags::MS_SLAVE),
-            "rslave" => (MsFlags::empty(), MsFlags::empty(), MsFlags::MS_SLAVE | MsFlags::MS_REC),
+            "rslave" => (
+                MsFlags::empty(),
+                MsFlags::empty(),
+                MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            ),
             "unbindable" => (MsFlags::empty(), MsFlags::empty(), MsFlags::MS_UNBINDABLE),
-            "runbindable" => (MsFlags::empty(), MsFlags::empty(), MsFlags::MS_UNBINDABLE | MsFlags::MS_REC),
+            "runbindable" => (
+                MsFlags::empty(),
+                MsFlags::empty(),
+                MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+            ),
             other => {
                 data.push(other.to_string());
                 continue;
@@ -355,7 +383,10 @@ mod tests {
         assert_eq!(cfg.mounts.len(), 6);
         let sys = &cfg.mounts[5];
         assert!(sys.flags.contains(MsFlags::MS_RDONLY | MsFlags::MS_NOSUID));
-        assert_eq!(cfg.mounts[2].data.as_deref(), Some("newinstance,ptmxmode=0666,mode=0620,gid=5"));
+        assert_eq!(
+            cfg.mounts[2].data.as_deref(),
+            Some("newinstance,ptmxmode=0666,mode=0620,gid=5")
+        );
         assert_eq!(cfg.devices.len(), 6);
         assert!(cfg.masked_paths.contains(&PathBuf::from("/proc/kcore")));
     }

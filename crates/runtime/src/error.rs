@@ -76,7 +76,9 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Builds a closure turning an `io::Error` (or an errno) into [`Error::Io`] with context.
-pub(crate) fn io_ctx<E: Into<std::io::Error>>(context: impl Into<String>) -> impl FnOnce(E) -> Error {
+pub(crate) fn io_ctx<E: Into<std::io::Error>>(
+    context: impl Into<String>,
+) -> impl FnOnce(E) -> Error {
     let context = context.into();
     move |e| Error::Io {
         context,

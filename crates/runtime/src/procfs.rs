@@ -32,15 +32,6 @@ pub(crate) fn is_alive(pid: i32, start: u64) -> bool {
     }
 }
 
-/// Whether `pid` still exists as the same process (zombie included) — i.e. has not been
-/// reaped yet.
-pub(crate) fn exists(pid: i32, start: u64) -> bool {
-    match stat(pid) {
-        Some((_, s)) => start == 0 || s == start,
-        None => false,
-    }
-}
-
 /// Now, as RFC 3339 in UTC with nanoseconds.
 pub(crate) fn now_rfc3339() -> String {
     rfc3339(SystemTime::now())
@@ -95,7 +86,8 @@ mod tests {
 
     #[test]
     fn parses_stat_with_odd_comm() {
-        let line = "123 (a b) c)) S 1 123 123 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 10";
+        let line =
+            "123 (a b) c)) S 1 123 123 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 10";
         assert_eq!(parse_stat(line), Some(('S', 98765)));
         assert_eq!(parse_stat("garbage"), None);
     }
@@ -106,6 +98,5 @@ mod tests {
         let start = start_time(me).expect("own stat");
         assert!(is_alive(me, start));
         assert!(!is_alive(me, start + 1));
-        assert!(exists(me, 0));
     }
 }

@@ -64,7 +64,7 @@ pub struct State {
     /// Why the container stopped without running, e.g. `exec "foo": No such file or directory`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Start time of `pid` (clock ticks since boot, /proc/<pid>/stat field 22), used to
+    /// Start time of `pid` (clock ticks since boot, `/proc/<pid>/stat` field 22), used to
     /// recognise a recycled pid.
     #[serde(default)]
     pub pid_start: u64,

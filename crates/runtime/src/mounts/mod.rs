@@ -171,7 +171,13 @@ fn apply_one(sys: &dyn Syscall, rootfs: &Path, op: &Op) -> Result<(), String> {
     let root = Path::new("/");
     match op {
         Op::MakeRprivate => ctx(
-            sys.mount(None, root, None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None),
+            sys.mount(
+                None,
+                root,
+                None,
+                MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                None,
+            ),
             || "make / private in the container's mount namespace".into(),
         ),
         Op::Overlay { target, data, cwd } => {
@@ -207,7 +213,9 @@ fn apply_one(sys: &dyn Syscall, rootfs: &Path, op: &Op) -> Result<(), String> {
             })?;
             match sys.symlink(to, &at) {
                 Err(e) if e.raw_os_error() == Some(Errno::EEXIST as i32) => Ok(()),
-                r => ctx(r, || format!("symlink {} -> {}", link.display(), to.display())),
+                r => ctx(r, || {
+                    format!("symlink {} -> {}", link.display(), to.display())
+                }),
             }
         }
         Op::PivotRoot => {
@@ -232,7 +240,13 @@ fn apply_one(sys: &dyn Syscall, rootfs: &Path, op: &Op) -> Result<(), String> {
                 || format!("mask directory {}", p.display()),
             ),
             Some(FileKind::Other) => ctx(
-                sys.mount(Some(Path::new("/dev/null")), p, None, MsFlags::MS_BIND, None),
+                sys.mount(
+                    Some(Path::new("/dev/null")),
+                    p,
+                    None,
+                    MsFlags::MS_BIND,
+                    None,
+                ),
                 || format!("mask file {}", p.display()),
             ),
         },
@@ -272,7 +286,10 @@ fn apply_one(sys: &dyn Syscall, rootfs: &Path, op: &Op) -> Result<(), String> {
 fn apply_mount(sys: &dyn Syscall, rootfs: &Path, m: &MountEntry) -> Result<(), String> {
     let what = m.fstype.as_deref().unwrap_or("bind");
     let dest = ctx(sys.resolve(rootfs, &m.destination), || {
-        format!("resolve mount destination {} in the rootfs", m.destination.display())
+        format!(
+            "resolve mount destination {} in the rootfs",
+            m.destination.display()
+        )
     })?;
     if m.is_bind() {
         let src = m
@@ -286,7 +303,9 @@ fn apply_mount(sys: &dyn Syscall, rootfs: &Path, m: &MountEntry) -> Result<(), S
                     src.display()
                 ))
             }
-            Some(FileKind::Dir) => ctx(sys.mkdir_all(&dest), || format!("mkdir {}", dest.display()))?,
+            Some(FileKind::Dir) => {
+                ctx(sys.mkdir_all(&dest), || format!("mkdir {}", dest.display()))?
+            }
             Some(FileKind::Other) => ctx(sys.create_file(&dest), || {
                 format!("create {}", dest.display())
             })?,
@@ -306,7 +325,13 @@ fn apply_mount(sys: &dyn Syscall, rootfs: &Path, m: &MountEntry) -> Result<(), S
         ctx(sys.mkdir_all(&dest), || format!("mkdir {}", dest.display()))?;
         let source = m.source.as_deref().unwrap_or(Path::new(what));
         ctx(
-            sys.mount(Some(source), &dest, m.fstype.as_deref(), m.flags, m.data.as_deref()),
+            sys.mount(
+                Some(source),
+                &dest,
+                m.fstype.as_deref(),
+                m.flags,
+                m.data.as_deref(),
+            ),
             || format!("mount {what} on {}", m.destination.display()),
         )?;
     }
@@ -323,7 +348,9 @@ fn apply_device(sys: &dyn Syscall, rootfs: &Path, d: &Device) -> Result<(), Stri
         format!("resolve {} in the rootfs", d.path.display())
     })?;
     if let Some(parent) = at.parent() {
-        ctx(sys.mkdir_all(parent), || format!("mkdir {}", parent.display()))?;
+        ctx(sys.mkdir_all(parent), || {
+            format!("mkdir {}", parent.display())
+        })?;
     }
     match sys.mknod(&at, d.kind, d.mode, d.major, d.minor) {
         Ok(()) => Ok(()),

@@ -29,14 +29,11 @@ pub(crate) fn resolve_in_root(root: &Path, path: &Path) -> io::Result<PathBuf> {
             Ok(md) if md.file_type().is_symlink() => {
                 links += 1;
                 if links > MAX_SYMLINKS {
-                    return Err(io::Error::new(
-                        io::ErrorKind::Other,
-                        format!(
-                            "too many levels of symbolic links resolving {} in {}",
-                            path.display(),
-                            root.display()
-                        ),
-                    ));
+                    return Err(io::Error::other(format!(
+                        "too many levels of symbolic links resolving {} in {}",
+                        path.display(),
+                        root.display()
+                    )));
                 }
                 let target = std::fs::read_link(&candidate)?;
                 if target.is_absolute() {

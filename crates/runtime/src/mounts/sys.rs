@@ -36,8 +36,7 @@ pub(crate) trait Syscall {
     /// Creates an empty file (and its parent directories) if it does not exist.
     fn create_file(&self, path: &Path) -> io::Result<()>;
     /// mknod(2) of a device or fifo, then chmod to `mode`.
-    fn mknod(&self, path: &Path, kind: char, mode: u32, major: u64, minor: u64)
-        -> io::Result<()>;
+    fn mknod(&self, path: &Path, kind: char, mode: u32, major: u64, minor: u64) -> io::Result<()>;
     /// symlink(2): `link` pointing to `to`.
     fn symlink(&self, to: &Path, link: &Path) -> io::Result<()>;
     /// sethostname(2).
@@ -97,14 +96,7 @@ impl Syscall for RealSyscall {
             .map(drop)
     }
 
-    fn mknod(
-        &self,
-        path: &Path,
-        kind: char,
-        mode: u32,
-        major: u64,
-        minor: u64,
-    ) -> io::Result<()> {
+    fn mknod(&self, path: &Path, kind: char, mode: u32, major: u64, minor: u64) -> io::Result<()> {
         let sflag = match kind {
             'b' => SFlag::S_IFBLK,
             'p' => SFlag::S_IFIFO,
@@ -174,6 +166,13 @@ pub(crate) mod fake {
             .unwrap_or_else(|| "-".into())
     }
 
+    fn flags_str(f: MsFlags) -> String {
+        if f.is_empty() {
+            return "0".into();
+        }
+        f.iter_names().map(|(n, _)| n).collect::<Vec<_>>().join("|")
+    }
+
     impl Syscall for Recorder {
         fn mount(
             &self,
@@ -184,11 +183,11 @@ pub(crate) mod fake {
             data: Option<&str>,
         ) -> io::Result<()> {
             self.rec(format!(
-                "mount {} {} {} {:?} {}",
+                "mount {} {} {} {} {}",
                 opt(source),
                 target.display(),
                 opt(fstype),
-                flags,
+                flags_str(flags),
                 opt(data)
             ))
         }

@@ -1,0 +1,322 @@
+//! The container's init: runs in the child the shim clones into the new namespaces, sets up
+//! the file systems, waits for `start`, then execs the user's process.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::fs::File;
+use std::os::fd::{BorrowedFd, RawFd};
+use std::os::raw::c_char;
+
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::stat::Mode;
+use nix::unistd::{Gid, Uid};
+
+use crate::channel::write_frame;
+use crate::config::{InitConfig, ProcessConfig};
+use crate::mounts::{self, Op, RealSyscall};
+
+/// `PATH` searched when the environment has none.
+const FALLBACK_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// File descriptors the init works with (all inherited from the shim).
+pub(crate) struct InitFds {
+    /// Read end of the start pipe (one byte `G` = exec).
+    pub sync_r: RawFd,
+    /// Write end of the report pipe (close-on-exec).
+    pub report_w: RawFd,
+    /// The container log (stdout, stderr).
+    pub log: RawFd,
+    /// /dev/null (stdin).
+    pub null: RawFd,
+    /// The shim's fds the init must not keep.
+    pub close: Vec<RawFd>,
+}
+
+/// Entry point of the init in the cloned child. Never returns: execs or exits 127.
+pub(crate) fn init_main(cfg: &InitConfig, ops: &[Op], fds: &InitFds) -> ! {
+    match run(cfg, ops, fds) {
+        Ok(never) => match never {},
+        Err(msg) => write_frame(fds.report_w, b'E', &msg),
+    }
+    // SAFETY: _exit is always safe; it skips the shim's atexit handlers and buffers.
+    unsafe { libc::_exit(127) }
+}
+
+fn run(cfg: &InitConfig, ops: &[Op], fds: &InitFds) -> Result<Infallible, String> {
+    for &fd in &fds.close {
+        // SAFETY: closing fds of the shim that this process inherited and never uses.
+        unsafe { libc::close(fd) };
+    }
+    // Die with the shim, so a container never outlives the process that reaps it. (Should
+    // the shim die before this, the init finds the start pipe closed and exits.)
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| format!("set pdeathsig: {e}"))?;
+    reset_signals();
+    for (flag, path) in &cfg.join {
+        if *flag == CloneFlags::CLONE_NEWPID {
+            continue; // joined by the shim before the clone
+        }
+        let f = File::open(path).map_err(|e| {
+            format!(
+                "open namespace {}: {}",
+                path.display(),
+                mounts::describe(&e)
+            )
+        })?;
+        nix::sched::setns(&f, *flag)
+            .map_err(|e| format!("join namespace {}: {}", path.display(), e.desc()))?;
+    }
+    nix::unistd::setsid().map_err(|e| format!("setsid: {}", e.desc()))?;
+    for (from, to) in [(fds.null, 0), (fds.log, 1), (fds.log, 2)] {
+        // SAFETY: both fds are open; dup2 onto the standard descriptors.
+        if unsafe { libc::dup2(from, to) } < 0 {
+            return Err(format!("redirect fd {to}: {}", Errno::last().desc()));
+        }
+    }
+    nix::sys::stat::umask(Mode::empty());
+    mounts::apply(&RealSyscall, &cfg.rootfs, ops)?;
+
+    write_frame(fds.report_w, b'R', "");
+    let mut go = [0u8; 1];
+    loop {
+        // SAFETY: sync_r is an open pipe end.
+        let fd = unsafe { BorrowedFd::borrow_raw(fds.sync_r) };
+        match nix::unistd::read(fd, &mut go) {
+            Ok(1) if go[0] == b'G' => break,
+            Err(Errno::EINTR) => continue,
+            // The shim is gone or gave up: never run the process.
+            _ => unsafe { libc::_exit(0) },
+        }
+    }
+    exec_process(&cfg.process)
+}
+
+/// Marks every fd above 2 close-on-exec, so the process gets only stdin, stdout and
+/// stderr, whatever its parent inherited. Async-signal-safe; best effort.
+pub(crate) fn cloexec_above_stdio() {
+    // SAFETY: close_range(2) with CLOSE_RANGE_CLOEXEC only changes fd flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r == 0 {
+        return;
+    }
+    // Older kernels: walk the fd table (not async-signal-safe, so only in the init).
+    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+        let fds: Vec<RawFd> = dir
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .filter(|fd| *fd > 2)
+            .collect();
+        for fd in fds {
+            // SAFETY: setting FD_CLOEXEC on an fd number; harmless if it is not open.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+    }
+}
+
+/// Closes every fd above 2 except `keep` (for the shim, which must not hold its caller's
+/// pipes or sockets open).
+pub(crate) fn close_above_stdio_except(keep: Option<RawFd>) {
+    let close = |from: u32, to: u32| {
+        if from <= to {
+            // SAFETY: close_range(2) on fds this process does not use.
+            unsafe { libc::syscall(libc::SYS_close_range, from, to, 0u32) };
+        }
+    };
+    match keep {
+        Some(k) if k > 2 => {
+            close(3, k as u32 - 1);
+            close(k as u32 + 1, u32::MAX);
+        }
+        _ => close(3, u32::MAX),
+    }
+}
+
+/// Unblocks all signals and restores default dispositions (the shim ignores some, and
+/// ignored signals stay ignored across exec), real-time ones included.
+fn reset_signals() {
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    // The kernel's struct sigaction, all zero: SIG_DFL, no flags, empty mask. The raw
+    // system call also reaches the signals the C library reserves for itself (32, 33).
+    let dfl = [0u64; 4];
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: rt_sigaction with a valid struct and no old-action pointer.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                dfl.as_ptr(),
+                std::ptr::null::<u64>(),
+                8usize,
+            )
+        };
+    }
+}
+
+fn exec_process(p: &ProcessConfig) -> Result<Infallible, String> {
+    nix::unistd::chdir(&p.cwd)
+        .map_err(|e| format!("chdir to cwd {:?}: {}", p.cwd.display(), e.desc()))?;
+    if p.uid != 0 || p.gid != 0 || !p.additional_gids.is_empty() {
+        let groups: Vec<Gid> = p
+            .additional_gids
+            .iter()
+            .map(|g| Gid::from_raw(*g))
+            .collect();
+        nix::unistd::setgroups(&groups).map_err(|e| format!("setgroups: {}", e.desc()))?;
+        nix::unistd::setgid(Gid::from_raw(p.gid))
+            .map_err(|e| format!("setgid {}: {}", p.gid, e.desc()))?;
+        nix::unistd::setuid(Uid::from_raw(p.uid))
+            .map_err(|e| format!("setuid {}: {}", p.uid, e.desc()))?;
+    }
+    if p.no_new_privileges {
+        nix::sys::prctl::set_no_new_privs().map_err(|e| format!("no_new_privs: {}", e.desc()))?;
+    }
+    nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
+    let exec = ExecArgs::new(&p.args, &p.env)?;
+    cloexec_above_stdio();
+    let err = exec.exec();
+    Err(exec.error_message(err))
+}
+
+/// An argv, an envp and the paths to try, prepared so that [`ExecArgs::exec`] only makes
+/// system calls (usable after fork in a multi-threaded process).
+pub(crate) struct ExecArgs {
+    arg0: String,
+    _argv: Vec<CString>,
+    _envp: Vec<CString>,
+    argv_ptrs: Vec<*const c_char>,
+    envp_ptrs: Vec<*const c_char>,
+    candidates: Vec<CString>,
+}
+
+impl ExecArgs {
+    /// Prepares `args` (looked up in the `PATH` of `env` unless `args[0]` has a '/').
+    pub fn new(args: &[String], env: &[String]) -> Result<ExecArgs, String> {
+        let cstr = |s: &String| {
+            CString::new(s.as_bytes()).map_err(|_| format!("{s:?} contains a NUL byte"))
+        };
+        let argv: Vec<CString> = args.iter().map(cstr).collect::<Result<_, _>>()?;
+        let envp: Vec<CString> = env.iter().map(cstr).collect::<Result<_, _>>()?;
+        let arg0 = args.first().cloned().unwrap_or_default();
+        if arg0.is_empty() {
+            return Err("no command to exec".into());
+        }
+        let candidates = exec_candidates(&arg0, env)
+            .iter()
+            .map(cstr)
+            .collect::<Result<_, _>>()?;
+        let ptrs = |v: &Vec<CString>| {
+            v.iter()
+                .map(|c| c.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect()
+        };
+        Ok(ExecArgs {
+            arg0,
+            argv_ptrs: ptrs(&argv),
+            envp_ptrs: ptrs(&envp),
+            _argv: argv,
+            _envp: envp,
+            candidates,
+        })
+    }
+
+    /// Tries each candidate path like execvp(3); returns only on failure, with the errno to
+    /// report (EACCES if some candidate was not executable, else the last other error).
+    /// Async-signal-safe: no allocation.
+    pub fn exec(&self) -> Errno {
+        let mut err = Errno::ENOENT;
+        let mut seen_eacces = false;
+        for c in &self.candidates {
+            // SAFETY: all pointers come from CStrings owned by self, arrays NULL-terminated.
+            unsafe { libc::execve(c.as_ptr(), self.argv_ptrs.as_ptr(), self.envp_ptrs.as_ptr()) };
+            match Errno::last() {
+                Errno::ENOENT | Errno::ENOTDIR => {}
+                Errno::EACCES => seen_eacces = true,
+                e => {
+                    err = e;
+                    break;
+                }
+            }
+        }
+        if seen_eacces && err == Errno::ENOENT {
+            Errno::EACCES
+        } else {
+            err
+        }
+    }
+
+    /// `exec "foo": No such file or directory`.
+    pub fn error_message(&self, err: Errno) -> String {
+        format!("exec {:?}: {}", self.arg0, err.desc())
+    }
+}
+
+/// The paths `arg0` may be executed from: itself when it contains '/', else each
+/// directory of `PATH` (from `env`, or a default).
+pub(crate) fn exec_candidates(arg0: &str, env: &[String]) -> Vec<String> {
+    if arg0.contains('/') {
+        return vec![arg0.to_string()];
+    }
+    let path = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(FALLBACK_PATH);
+    path.split(':')
+        .map(|d| if d.is_empty() { "." } else { d })
+        .map(|d| format!("{}/{arg0}", d.trim_end_matches('/')))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates() {
+        let env = vec!["A=1".to_string(), "PATH=/bin:/usr/bin/".to_string()];
+        assert_eq!(exec_candidates("sh", &env), ["/bin/sh", "/usr/bin/sh"]);
+        assert_eq!(exec_candidates("./x", &env), ["./x"]);
+        assert_eq!(exec_candidates("/bin/sh", &[]), ["/bin/sh"]);
+        assert_eq!(exec_candidates("ls", &[]).len(), 6);
+    }
+
+    #[test]
+    fn exec_of_missing_command_reports_enoent() {
+        let e = ExecArgs::new(
+            &["weft-no-such-cmd".into()],
+            &["PATH=/nonexistent:/also/not".into()],
+        )
+        .expect("args");
+        let err = e.exec();
+        assert_eq!(err, Errno::ENOENT);
+        assert_eq!(
+            e.error_message(err),
+            "exec \"weft-no-such-cmd\": No such file or directory"
+        );
+    }
+
+    #[test]
+    fn exec_of_non_executable_reports_eacces() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::fs::write(tmp.path().join("f"), "x").expect("write");
+        let env = vec![format!("PATH={}", tmp.path().display())];
+        let e = ExecArgs::new(&["f".into()], &env).expect("args");
+        assert_eq!(e.exec(), Errno::EACCES);
+    }
+
+    #[test]
+    fn nul_bytes_are_rejected() {
+        assert!(ExecArgs::new(&["a\0b".into()], &[]).is_err());
+    }
+}
