@@ -28,7 +28,12 @@ pub struct Endpoint<'a> {
 pub const CONTAINER_IFACE: &str = "eth0";
 
 /// Wires `ep` between the node's netns and the container's. On error nothing is left behind.
-pub fn attach(node: &mut Handle, node_ns: &Netns, container_ns: &Netns, ep: &Endpoint) -> Result<()> {
+pub fn attach(
+    node: &mut Handle,
+    node_ns: &Netns,
+    container_ns: &Netns,
+    ep: &Endpoint,
+) -> Result<()> {
     // One request makes both ends: host end with its MAC (and MTU), peer `eth0` in the container.
     let mut spec = VethSpec::new(ep.host_iface, CONTAINER_IFACE)
         .mac(HOST_IFACE_MAC)
@@ -47,7 +52,13 @@ pub fn attach(node: &mut Handle, node_ns: &Netns, container_ns: &Netns, ep: &End
     res
 }
 
-fn wire(node: &mut Handle, node_ns: &Netns, container_ns: &Netns, ep: &Endpoint, host: &Link) -> Result<()> {
+fn wire(
+    node: &mut Handle,
+    node_ns: &Netns,
+    container_ns: &Netns,
+    ep: &Endpoint,
+    host: &Link,
+) -> Result<()> {
     let iface = ep.host_iface;
     weft_netlink::sysctls_set(
         node_ns,
@@ -59,7 +70,17 @@ fn wire(node: &mut Handle, node_ns: &Netns, container_ns: &Netns, ep: &Endpoint,
     )
     .with_context(|| format!("sysctls of {iface}"))?;
 
-    let mut c = Handle::in_netns(container_ns).context("netlink socket in the container's netns")?;
+    // IPv4 only, like Docker on a network without IPv6.
+    weft_netlink::sysctls_set(
+        container_ns,
+        &[
+            ("net/ipv6/conf/all/disable_ipv6", "1"),
+            ("net/ipv6/conf/default/disable_ipv6", "1"),
+        ],
+    )
+    .context("disable IPv6 in the container")?;
+    let mut c =
+        Handle::in_netns(container_ns).context("netlink socket in the container's netns")?;
     c.set_up(weft_netlink::LOOPBACK_INDEX)?;
     let eth0 = host
         .link

@@ -45,8 +45,10 @@ pub fn plan(input: &PlanInput) -> NodePlan {
             continue;
         }
         let Some(peer) = st.node(owner) else {
-            out.warnings
-                .push(format!("block {} is affine to unknown node {owner}", block.cidr));
+            out.warnings.push(format!(
+                "block {} is affine to unknown node {owner}",
+                block.cidr
+            ));
             continue;
         };
         match (input.encap, underlay) {
@@ -75,7 +77,8 @@ pub fn plan(input: &PlanInput) -> NodePlan {
             ));
         }
     }
-    out.routes.sort_by_key(|r| (r.dst, r.kind != RouteKind::Blackhole));
+    out.routes
+        .sort_by_key(|r| (r.dst, r.kind != RouteKind::Blackhole));
     out
 }
 
@@ -99,8 +102,7 @@ fn route_key(r: &Route) -> (Ipv4Net, RouteKind, Option<Ipv4Addr>, Option<u32>) {
 /// store and the links the plan is made from: a route seen here was then made after its
 /// workload's record and interface, so a plan made later never removes it by mistake.
 pub fn owned_routes(h: &mut Handle) -> Result<Vec<Route>> {
-    Ok(h
-        .routes(MAIN_TABLE)
+    Ok(h.routes(MAIN_TABLE)
         .context("list routes")?
         .into_iter()
         .filter(|r| r.protocol == ROUTE_PROTO)
@@ -121,7 +123,9 @@ pub fn apply(h: &mut Handle, current: &[Route], plan: &NodePlan) -> Result<Appli
                 // Gone already (its device went away): nothing to do.
                 Err(e) if e.is_not_found() => {}
                 Err(e) => {
-                    first_err.get_or_insert(anyhow::Error::new(e).context(format!("remove stale route {}", r.dst)));
+                    first_err.get_or_insert(
+                        anyhow::Error::new(e).context(format!("remove stale route {}", r.dst)),
+                    );
                 }
             }
         }
@@ -131,7 +135,9 @@ pub fn apply(h: &mut Handle, current: &[Route], plan: &NodePlan) -> Result<Appli
             match h.replace_route(r) {
                 Ok(()) => applied.added.push((*r).clone()),
                 Err(e) => {
-                    first_err.get_or_insert(anyhow::Error::new(e).context(format!("install route {}", r.dst)));
+                    first_err.get_or_insert(
+                        anyhow::Error::new(e).context(format!("install route {}", r.dst)),
+                    );
                 }
             }
         }
@@ -187,13 +193,19 @@ mod tests {
     fn state() -> ClusterState {
         ClusterState {
             revision: 7,
-            nodes: vec![node("master", [198, 51, 100, 11]), node("slave1", [198, 51, 100, 12])],
+            nodes: vec![
+                node("master", [198, 51, 100, 11]),
+                node("slave1", [198, 51, 100, 12]),
+            ],
             networks: vec![],
             workloads: vec![
                 workload("web1", "master", [10, 244, 0, 1]),
                 workload("b-web1", "slave1", [10, 244, 0, 65]),
             ],
-            blocks: vec![block("10.244.0.0/26", "master"), block("10.244.0.64/26", "slave1")],
+            blocks: vec![
+                block("10.244.0.0/26", "master"),
+                block("10.244.0.64/26", "slave1"),
+            ],
         }
     }
 
@@ -253,6 +265,9 @@ mod tests {
             ifindex: &|_: &str| Some(2),
         });
         assert!(p.warnings.iter().any(|w| w.contains("ghost")));
-        assert!(!p.routes.iter().any(|r| r.dst.to_string() == "10.244.1.0/26"));
+        assert!(!p
+            .routes
+            .iter()
+            .any(|r| r.dst.to_string() == "10.244.1.0/26"));
     }
 }

@@ -18,7 +18,9 @@ pub struct ClusterState {
 impl ClusterState {
     /// Reads the whole of `/weft/` in one list, so every part is from the same revision.
     pub fn load(store: &dyn Store) -> Result<ClusterState> {
-        let (kvs, revision) = store.list("/weft/").context("read cluster state from the store")?;
+        let (kvs, revision) = store
+            .list("/weft/")
+            .context("read cluster state from the store")?;
         let mut st = ClusterState {
             revision,
             ..Default::default()

@@ -76,14 +76,18 @@ impl Cluster {
     pub fn node(&self, name: Option<&str>) -> Result<NodeRef> {
         let nodes = self.nodes()?;
         let node = match name {
-            Some(n) => nodes.iter().find(|x| x.name == n).cloned().with_context(|| {
-                let names: Vec<_> = nodes.iter().map(|n| n.name.as_str()).collect();
-                format!(
-                    "node {n:?} not found in lab {:?} (nodes: {})",
-                    self.lab,
-                    names.join(", ")
-                )
-            })?,
+            Some(n) => nodes
+                .iter()
+                .find(|x| x.name == n)
+                .cloned()
+                .with_context(|| {
+                    let names: Vec<_> = nodes.iter().map(|n| n.name.as_str()).collect();
+                    format!(
+                        "node {n:?} not found in lab {:?} (nodes: {})",
+                        self.lab,
+                        names.join(", ")
+                    )
+                })?,
             None => nodes
                 .first()
                 .cloned()

@@ -51,7 +51,9 @@ fn resolve_image(name: &str) -> Result<Image> {
     let images = image_store()?;
     if name == "toolbox" {
         let exe = weft_exe()?;
-        return images.ensure_toolbox(&exe).context("build the toolbox image");
+        return images
+            .ensure_toolbox(&exe)
+            .context("build the toolbox image");
     }
     images
         .get(name)?
@@ -111,7 +113,11 @@ pub fn run(c: &Cluster, node: &NodeRef, o: &RunOptions) -> Result<RunOutcome> {
                 let w = get_workload(c, other)?;
                 let net = crate::inspect_network(c, &w.network)?;
                 if w.node != node.node.name {
-                    bail!("container {other} runs on node {}; run this one there too (--node {})", w.node, w.node);
+                    bail!(
+                        "container {other} runs on node {}; run this one there too (--node {})",
+                        w.node,
+                        w.node
+                    );
                 }
                 (net, Some(w))
             }
@@ -145,7 +151,9 @@ pub fn run(c: &Cluster, node: &NodeRef, o: &RunOptions) -> Result<RunOutcome> {
     })?;
     let mut undo = Rollback { steps: vec![] };
     undo.push("remove the container record", || {
-        weft_store::delete(store, &key).map(|_| ()).map_err(Into::into)
+        weft_store::delete(store, &key)
+            .map(|_| ())
+            .map_err(Into::into)
     });
 
     let mut workload = workload;
@@ -154,7 +162,9 @@ pub fn run(c: &Cluster, node: &NodeRef, o: &RunOptions) -> Result<RunOutcome> {
         let handle = workload.ipam_handle();
         let ip = ipam
             .allocate(&handle, &node.node.name, &network.pool, o.ip)
-            .with_context(|| format!("allocate an address for {name} in network {}", network.name))?;
+            .with_context(|| {
+                format!("allocate an address for {name} in network {}", network.name)
+            })?;
         workload.ip = Some(ip);
         let h2 = handle.clone();
         let ipam2 = Ipam::new(store);
@@ -166,7 +176,10 @@ pub fn run(c: &Cluster, node: &NodeRef, o: &RunOptions) -> Result<RunOutcome> {
 
     // Bundle: config.json + upper layer with the container's own /etc files.
     let bundle_dir = node.bundles.join(&id);
-    let mut env = vec![PATH_ENV.to_string(), format!("HOSTNAME={}", o.hostname.as_deref().unwrap_or(&name))];
+    let mut env = vec![
+        PATH_ENV.to_string(),
+        format!("HOSTNAME={}", o.hostname.as_deref().unwrap_or(&name)),
+    ];
     env.extend(image.config.env.iter().cloned());
     env.extend(o.env.iter().cloned());
     let args = if o.command.is_empty() {
@@ -185,7 +198,10 @@ pub fn run(c: &Cluster, node: &NodeRef, o: &RunOptions) -> Result<RunOutcome> {
             let st = weft_runtime::state(&node.runtime_root, &w.id)
                 .with_context(|| format!("state of container {}", w.name))?;
             if st.status != weft_runtime::Status::Running {
-                bail!("container {} is not running; cannot share its network", w.name);
+                bail!(
+                    "container {} is not running; cannot share its network",
+                    w.name
+                );
             }
             NsMode::Join(format!("/proc/{}/ns/net", st.pid).into())
         }
@@ -195,7 +211,11 @@ pub fn run(c: &Cluster, node: &NodeRef, o: &RunOptions) -> Result<RunOutcome> {
     let spec = RunSpec {
         args,
         env,
-        cwd: image.config.working_dir.clone().unwrap_or_else(|| "/".into()),
+        cwd: image
+            .config
+            .working_dir
+            .clone()
+            .unwrap_or_else(|| "/".into()),
         hostname: hostname.clone(),
         rootfs_lower: vec![image.rootfs.clone()],
         netns: netns_mode,
@@ -204,7 +224,9 @@ pub fn run(c: &Cluster, node: &NodeRef, o: &RunOptions) -> Result<RunOutcome> {
     };
     let bd = bundle_dir.clone();
     undo.push("remove the bundle", move || {
-        std::fs::remove_dir_all(&bd).or_else(ignore_missing).map_err(Into::into)
+        std::fs::remove_dir_all(&bd)
+            .or_else(ignore_missing)
+            .map_err(Into::into)
     });
     Bundle::write(&bundle_dir, &spec).with_context(|| format!("write the bundle of {name}"))?;
     write_etc(&bundle_dir, &hostname, workload.ip)?;
@@ -274,14 +296,18 @@ fn ignore_missing(e: std::io::Error) -> std::io::Result<()> {
 fn write_etc(bundle: &Path, hostname: &str, ip: Option<Ipv4Addr>) -> Result<()> {
     let etc = bundle.join("upper/etc");
     std::fs::create_dir_all(&etc).with_context(|| format!("create {}", etc.display()))?;
-    let mut hosts = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    let mut hosts =
+        String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     if let Some(ip) = ip {
         hosts.push_str(&format!("{ip}\t{hostname}\n"));
     }
     for (f, body) in [
         ("hostname", format!("{hostname}\n")),
         ("hosts", hosts),
-        ("resolv.conf", String::from("# weft: name service comes with the dns issue\n")),
+        (
+            "resolv.conf",
+            String::from("# weft: name service comes with the dns issue\n"),
+        ),
     ] {
         std::fs::write(etc.join(f), body).with_context(|| format!("write /etc/{f}"))?;
     }
@@ -332,11 +358,20 @@ pub fn exec(c: &Cluster, name: &str, args: &[String], env: &[String], tty: bool)
     let w = get_workload(c, name)?;
     let v = view_of(c, &w);
     if v.state != crate::State::Running {
-        bail!("container {name} is not running (state {}); start a new one with weft run", v.state);
+        bail!(
+            "container {name} is not running (state {}); start a new one with weft run",
+            v.state
+        );
     }
     let mut full_env = vec![PATH_ENV.to_string(), format!("HOSTNAME={name}")];
     full_env.extend(env.iter().cloned());
-    Ok(weft_runtime::exec(&runtime_root_of(c, &w), &w.id, args, &full_env, tty)?)
+    Ok(weft_runtime::exec(
+        &runtime_root_of(c, &w),
+        &w.id,
+        args,
+        &full_env,
+        tty,
+    )?)
 }
 
 /// `weft kill [-s SIG] NAME`.

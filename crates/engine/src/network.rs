@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use ipnet::Ipv4Net;
-use weft_ipam::{Ipam, IpPool};
+use weft_ipam::{IpPool, Ipam};
 use weft_model::{keys, validate_name, Driver, Isolation, Network, Workload, DEFAULT_POOL};
 use weft_store::Store;
 
@@ -25,7 +25,10 @@ fn pool_name_of(network: &str) -> String {
 pub fn create_network(c: &Cluster, o: &NetworkOptions) -> Result<Network> {
     validate_name("network", &o.name)?;
     if o.driver == Driver::Bridge {
-        bail!("network {}: the bridge driver is not available in this build yet; use --driver routed", o.name);
+        bail!(
+            "network {}: the bridge driver is not available in this build yet; use --driver routed",
+            o.name
+        );
     }
     let store: &dyn Store = c.store.as_ref();
     if store.get(&keys::network(&o.name))?.is_some() {

@@ -22,7 +22,10 @@ pub fn down(name: &str, progress: &mut dyn FnMut(&str)) -> Result<()> {
                 continue;
             };
             if !states.is_empty() {
-                progress(&format!("removing {} container(s) of node {node}", states.len()));
+                progress(&format!(
+                    "removing {} container(s) of node {node}",
+                    states.len()
+                ));
             }
             for st in states {
                 if let Err(e) = weft_runtime::delete(&root, &st.id, true) {

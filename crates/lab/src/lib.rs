@@ -16,14 +16,17 @@ mod up;
 
 pub use down::down;
 pub use info::{list, load, LabInfo, LabNode};
-pub use members::{exec, member_netns, GW_ADDR, EXT_ADDR, INTERNET_ADDR};
+pub use members::{exec, member_netns, EXT_ADDR, GW_ADDR, INTERNET_ADDR};
 pub use up::{up, LabOptions};
 
 /// Lab names become part of namespace and path names: keep them short and plain.
 pub fn validate_lab_name(name: &str) -> anyhow::Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 24
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');

@@ -31,8 +31,8 @@ pub fn member_netns(lab: &str, member: &str) -> Result<String> {
     let info = crate::load(lab)?.with_context(|| {
         format!("lab {lab:?} is not up; start it with `weft lab up --lab {lab}`")
     })?;
-    let known = ["gw", "ext", "fabric"].contains(&member)
-        || info.nodes.iter().any(|n| n.name == member);
+    let known =
+        ["gw", "ext", "fabric"].contains(&member) || info.nodes.iter().any(|n| n.name == member);
     if !known {
         let names: Vec<_> = info.nodes.iter().map(|n| n.name.as_str()).collect();
         bail!(
@@ -58,15 +58,42 @@ pub fn exec(lab: &str, member: &str, cmd: &[String]) -> Result<i32> {
     Ok(exit_code(status))
 }
 
-/// A command whose child joins `ns` (its network namespace only) before exec.
+/// A command whose child joins `ns` before exec, like `ip netns exec`: the network namespace,
+/// plus a private mount namespace where /sys is mounted afresh so that it shows the links of
+/// `ns` (the machine's own mounts are not changed).
 pub(crate) fn in_netns_command(ns: &Netns, prog: &str) -> Command {
     let fd = ns.fd().as_raw_fd();
     let mut c = Command::new(prog);
-    // SAFETY: setns is async-signal-safe; `fd` stays open in the parent until spawn returns.
+    // SAFETY: only async-signal-safe system calls with constant C strings run between fork and
+    // exec; `fd` stays open in the parent until spawn returns.
     unsafe {
         c.pre_exec(move || {
-            if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
-                return Err(std::io::Error::last_os_error());
+            let check = |r: libc::c_int| {
+                if r != 0 {
+                    Err(std::io::Error::last_os_error())
+                } else {
+                    Ok(())
+                }
+            };
+            check(libc::setns(fd, libc::CLONE_NEWNET))?;
+            check(libc::unshare(libc::CLONE_NEWNS))?;
+            let none = c"none".as_ptr();
+            check(libc::mount(
+                none,
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_SLAVE | libc::MS_REC,
+                std::ptr::null(),
+            ))?;
+            // /sys may be absent or busy in odd setups: then keep the old view rather than fail.
+            if libc::umount2(c"/sys".as_ptr(), libc::MNT_DETACH) == 0 {
+                check(libc::mount(
+                    c"sysfs".as_ptr(),
+                    c"/sys".as_ptr(),
+                    c"sysfs".as_ptr(),
+                    0,
+                    std::ptr::null(),
+                ))?;
             }
             Ok(())
         });

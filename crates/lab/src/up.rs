@@ -11,7 +11,9 @@ use weft_model::{keys, paths, ClusterConfig, Network, Node, DEFAULT_POOL};
 use weft_netlink::{Handle, Netns, Route};
 
 use crate::info::{save, LabInfo, LabNode};
-use crate::members::{in_netns_command, node_addr, EXT_ADDR, GW_ADDR, INTERNET_ADDR, UNDERLAY_PREFIX};
+use crate::members::{
+    in_netns_command, node_addr, EXT_ADDR, GW_ADDR, INTERNET_ADDR, UNDERLAY_PREFIX,
+};
 
 /// What `lab up` builds.
 #[derive(Clone, Debug)]
@@ -82,25 +84,44 @@ fn build(o: &LabOptions, info: &mut LabInfo, progress: &mut dyn FnMut(&str)) -> 
 
     progress("creating the fabric (switch)");
     let fabric_ns = Netns::create_named(&paths::lab_netns(lab, "fabric"))?;
+    no_ipv6(&fabric_ns)?;
     let mut fabric = Handle::in_netns(&fabric_ns)?;
     fabric.create_bridge("br0")?;
     let br = fabric.link_by_name("br0")?.context("br0 vanished")?.index;
     fabric.set_up(br)?;
 
     let underlay = |a| Ipv4Net::new(a, UNDERLAY_PREFIX).expect("valid prefix");
-    progress(&format!("creating the gateway gw ({GW_ADDR}, owning {INTERNET_ADDR})"));
+    progress(&format!(
+        "creating the gateway gw ({GW_ADDR}, owning {INTERNET_ADDR})"
+    ));
     let gw = plug(&mut fabric, br, lab, "gw", "gw", underlay(GW_ADDR), None)?;
     let mut h = Handle::in_netns(&gw)?;
     let lo = h.link_by_name("lo")?.context("lo missing")?.index;
     h.add_address(lo, Ipv4Net::new(INTERNET_ADDR, 32).expect("valid"))?;
 
     progress(&format!("creating the outside client ext ({EXT_ADDR})"));
-    plug(&mut fabric, br, lab, "ext", "ext", underlay(EXT_ADDR), Some(GW_ADDR))?;
+    plug(
+        &mut fabric,
+        br,
+        lab,
+        "ext",
+        "ext",
+        underlay(EXT_ADDR),
+        Some(GW_ADDR),
+    )?;
 
     for (i, name) in o.nodes.iter().enumerate() {
         let addr = node_addr(i)?;
         progress(&format!("creating node {name} ({addr})"));
-        let ns = plug(&mut fabric, br, lab, name, &format!("node{i}"), underlay(addr), Some(GW_ADDR))?;
+        let ns = plug(
+            &mut fabric,
+            br,
+            lab,
+            name,
+            &format!("node{i}"),
+            underlay(addr),
+            Some(GW_ADDR),
+        )?;
         weft_netlink::sysctls_set(&ns, &[("net/ipv4/ip_forward", "1")])?;
         let node_dir = paths::node_dir(lab, name);
         std::fs::create_dir_all(&node_dir)?;
@@ -126,8 +147,12 @@ fn plug(
     gateway: Option<std::net::Ipv4Addr>,
 ) -> Result<Netns> {
     let ns = Netns::create_named(&paths::lab_netns(lab, member))?;
+    no_ipv6(&ns)?;
     fabric.create_veth(port, "eth0", Some(&ns))?;
-    let p = fabric.link_by_name(port)?.context("switch port vanished")?.index;
+    let p = fabric
+        .link_by_name(port)?
+        .context("switch port vanished")?
+        .index;
     fabric.set_master(p, Some(br))?;
     fabric.set_up(p)?;
     let mut h = Handle::in_netns(&ns)?;
@@ -135,9 +160,25 @@ fn plug(
     h.add_address(eth0, addr)?;
     h.set_up(eth0)?;
     if let Some(gw) = gateway {
-        h.add_route(&Route::new("0.0.0.0/0".parse().expect("constant")).via(gw).dev(eth0))?;
+        h.add_route(
+            &Route::new("0.0.0.0/0".parse().expect("constant"))
+                .via(gw)
+                .dev(eth0),
+        )?;
     }
     Ok(ns)
+}
+
+/// The lab is IPv4 only: no IPv6 link-local chatter in its captures.
+fn no_ipv6(ns: &Netns) -> Result<()> {
+    weft_netlink::sysctls_set(
+        ns,
+        &[
+            ("net/ipv6/conf/all/disable_ipv6", "1"),
+            ("net/ipv6/conf/default/disable_ipv6", "1"),
+        ],
+    )?;
+    Ok(())
 }
 
 fn init_store(o: &LabOptions) -> Result<()> {

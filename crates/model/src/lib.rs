@@ -266,7 +266,11 @@ mod tests {
     #[test]
     fn enums_parse_and_reject() {
         assert_eq!("vxlan".parse::<Encap>().unwrap(), Encap::Vxlan);
-        assert!("ipip".parse::<Encap>().unwrap_err().to_string().contains("ipip"));
+        assert!("ipip"
+            .parse::<Encap>()
+            .unwrap_err()
+            .to_string()
+            .contains("ipip"));
         assert_eq!("bridge".parse::<Driver>().unwrap(), Driver::Bridge);
         assert!("none".parse::<Isolation>().is_ok());
         assert!("foo".parse::<Isolation>().is_err());

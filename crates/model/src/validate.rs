@@ -23,7 +23,10 @@ impl ValidationError {
 pub fn validate_name(kind: &str, name: &str) -> Result<(), ValidationError> {
     let ok = !name.is_empty()
         && name.len() <= 63
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');
@@ -94,7 +97,10 @@ mod tests {
 
     #[test]
     fn labels() {
-        assert_eq!(parse_label("app=web").unwrap(), ("app".into(), "web".into()));
+        assert_eq!(
+            parse_label("app=web").unwrap(),
+            ("app".into(), "web".into())
+        );
         assert_eq!(parse_label("a=").unwrap(), ("a".into(), "".into()));
         assert!(parse_label("=x").is_err());
         assert!(parse_label("x").is_err());

@@ -3,7 +3,11 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "weft", version, about = "Containers on a Calico-style network, with a packet tracer")]
+#[command(
+    name = "weft",
+    version,
+    about = "Containers on a Calico-style network, with a packet tracer"
+)]
 pub struct Cli {
     /// Lab (cluster) to act on.
     #[arg(long, global = true, env = "WEFT_LAB", default_value = "default")]
@@ -80,10 +84,7 @@ pub enum Command {
     #[command(subcommand)]
     Ipam(IpamCmd),
     /// Show resources of the cluster.
-    Get {
-        kind: String,
-        name: Option<String>,
-    },
+    Get { kind: String, name: Option<String> },
     /// The node daemon (a lab starts one per node).
     Agent {
         /// Seconds between full resyncs.
@@ -92,7 +93,7 @@ pub enum Command {
     },
     /// The seeds' experiments, end to end, in a lab of their own.
     Demo {
-        /// Keep the lab up afterwards (remove it with `weft lab down --lab weft-demo`).
+        /// Keep the lab up afterwards (remove it with `weft lab down --lab demo`).
         #[arg(long)]
         keep: bool,
     },
@@ -244,8 +245,8 @@ mod tests {
     #[test]
     fn run_takes_command_after_image() {
         let c = Cli::try_parse_from([
-            "weft", "--node", "slave1", "run", "-d", "--name", "web1", "--net", "net1",
-            "--label", "app=web", "toolbox", "sleep", "-x", "100",
+            "weft", "--node", "slave1", "run", "-d", "--name", "web1", "--net", "net1", "--label",
+            "app=web", "toolbox", "sleep", "-x", "100",
         ])
         .unwrap();
         assert_eq!(c.node.as_deref(), Some("slave1"));
@@ -258,8 +259,11 @@ mod tests {
 
     #[test]
     fn lab_exec_takes_everything_after_dashes() {
-        let c = Cli::try_parse_from(["weft", "lab", "exec", "master", "--", "ip", "-o", "r"]).unwrap();
-        let Command::Lab(LabCmd::Exec { member, cmd }) = c.command else { panic!() };
+        let c =
+            Cli::try_parse_from(["weft", "lab", "exec", "master", "--", "ip", "-o", "r"]).unwrap();
+        let Command::Lab(LabCmd::Exec { member, cmd }) = c.command else {
+            panic!()
+        };
         assert_eq!(member, "master");
         assert_eq!(cmd, ["ip", "-o", "r"]);
     }

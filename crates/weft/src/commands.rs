@@ -58,7 +58,10 @@ fn lab(name: &str, fmt: Format, cmd: LabCmd) -> Result<i32> {
                 Err(_) => a.nodes.split(',').map(|s| s.trim().to_string()).collect(),
             };
             if a.store != "sqlite" {
-                bail!("--store {}: only the embedded sqlite store is available in this build", a.store);
+                bail!(
+                    "--store {}: only the embedded sqlite store is available in this build",
+                    a.store
+                );
             }
             let config = ClusterConfig {
                 pool: parse_cidr("--pool", &a.pool)?,
@@ -67,7 +70,11 @@ fn lab(name: &str, fmt: Format, cmd: LabCmd) -> Result<i32> {
                 encap: a.encap.parse()?,
             };
             if !(config.pool.prefix_len()..=32).contains(&config.block_size) {
-                bail!("--block-size {}: must be between the pool's prefix ({}) and 32", a.block_size, config.pool.prefix_len());
+                bail!(
+                    "--block-size {}: must be between the pool's prefix ({}) and 32",
+                    a.block_size,
+                    config.pool.prefix_len()
+                );
             }
             let info = weft_lab::up(
                 &weft_lab::LabOptions {
@@ -98,7 +105,11 @@ fn lab(name: &str, fmt: Format, cmd: LabCmd) -> Result<i32> {
 fn lab_table(labs: &[weft_lab::LabInfo]) -> Table {
     let mut t = Table::new(&["LAB", "STATUS", "NODES", "POOL", "ENCAP"]);
     for l in labs {
-        let nodes: Vec<String> = l.nodes.iter().map(|n| format!("{}({})", n.name, n.address)).collect();
+        let nodes: Vec<String> = l
+            .nodes
+            .iter()
+            .map(|n| format!("{}({})", n.name, n.address))
+            .collect();
         t.row(vec![
             l.name.clone(),
             l.status.clone(),
@@ -120,7 +131,11 @@ fn image(fmt: Format, cmd: ImageCmd) -> Result<i32> {
             emit(fmt, &images, || {
                 let mut t = Table::new(&["NAME", "SIZE", "SOURCE"]);
                 for i in &images {
-                    t.row(vec![i.name.clone(), format!("{:.1}MB", i.size as f64 / 1e6), i.source.clone()]);
+                    t.row(vec![
+                        i.name.clone(),
+                        format!("{:.1}MB", i.size as f64 / 1e6),
+                        i.source.clone(),
+                    ]);
                 }
                 t
             })?;
@@ -150,11 +165,13 @@ fn cluster_command(c: &Cluster, node: Option<&str>, fmt: Format, cmd: Command) -
                 let (k, v) = parse_label(l)?;
                 labels.insert(k, v);
             }
-            let ip = a
-                .ip
-                .as_deref()
-                .map(|s| s.parse().with_context(|| format!("invalid --ip {s:?}: write an IPv4 address")))
-                .transpose()?;
+            let ip =
+                a.ip.as_deref()
+                    .map(|s| {
+                        s.parse()
+                            .with_context(|| format!("invalid --ip {s:?}: write an IPv4 address"))
+                    })
+                    .transpose()?;
             let node = c.node(node)?;
             let out = weft_engine::run(
                 c,
@@ -188,7 +205,11 @@ fn cluster_command(c: &Cluster, node: Option<&str>, fmt: Format, cmd: Command) -
         }
         Command::Inspect { name } => {
             let v = weft_engine::inspect(c, &name)?;
-            let fmt = if fmt == Format::Table { Format::Json } else { fmt };
+            let fmt = if fmt == Format::Table {
+                Format::Json
+            } else {
+                fmt
+            };
             emit(fmt, &v, || Table::new(&[]))?;
             Ok(0)
         }
@@ -196,7 +217,9 @@ fn cluster_command(c: &Cluster, node: Option<&str>, fmt: Format, cmd: Command) -
             weft_engine::logs(c, &name, follow, &mut std::io::stdout())?;
             Ok(0)
         }
-        Command::Stop { time, names } => each(&names, |n| weft_engine::stop(c, n, Duration::from_secs(time))),
+        Command::Stop { time, names } => each(&names, |n| {
+            weft_engine::stop(c, n, Duration::from_secs(time))
+        }),
         Command::Kill { signal, names } => {
             let sig = parse_signal(&signal)?;
             each(&names, |n| weft_engine::kill(c, n, sig))
@@ -230,7 +253,11 @@ fn parse_signal(s: &str) -> Result<i32> {
         return Ok(n);
     }
     let name = s.to_uppercase();
-    let name = if name.starts_with("SIG") { name } else { format!("SIG{name}") };
+    let name = if name.starts_with("SIG") {
+        name
+    } else {
+        format!("SIG{name}")
+    };
     name.parse::<nix_signal::Signal>()
         .map(|s| s as i32)
         .map_err(|_| anyhow::anyhow!("unknown signal {s:?}; use a name like TERM or a number"))
@@ -241,7 +268,16 @@ mod nix_signal {
 }
 
 fn ps_table(list: &[ContainerView]) -> Table {
-    let mut t = Table::new(&["CONTAINER ID", "NAME", "NODE", "NETWORK", "IP", "STATE", "IMAGE", "COMMAND"]);
+    let mut t = Table::new(&[
+        "CONTAINER ID",
+        "NAME",
+        "NODE",
+        "NETWORK",
+        "IP",
+        "STATE",
+        "IMAGE",
+        "COMMAND",
+    ]);
     for v in list {
         t.row(vec![
             v.id[..12].to_string(),
@@ -262,8 +298,16 @@ fn ps_table(list: &[ContainerView]) -> Table {
 
 fn network(c: &Cluster, fmt: Format, cmd: NetworkCmd) -> Result<i32> {
     match cmd {
-        NetworkCmd::Create { name, driver, subnet, isolation } => {
-            let subnet = subnet.as_deref().map(|s| parse_cidr("--subnet", s)).transpose()?;
+        NetworkCmd::Create {
+            name,
+            driver,
+            subnet,
+            isolation,
+        } => {
+            let subnet = subnet
+                .as_deref()
+                .map(|s| parse_cidr("--subnet", s))
+                .transpose()?;
             let net = weft_engine::create_network(
                 c,
                 &NetworkOptions {
@@ -287,7 +331,9 @@ fn network(c: &Cluster, fmt: Format, cmd: NetworkCmd) -> Result<i32> {
                         n.name.clone(),
                         n.driver.to_string(),
                         n.pool.clone(),
-                        n.subnet.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                        n.subnet
+                            .map(|s| s.to_string())
+                            .unwrap_or_else(|| "-".into()),
                         n.isolation.to_string(),
                     ]);
                 }
@@ -296,7 +342,11 @@ fn network(c: &Cluster, fmt: Format, cmd: NetworkCmd) -> Result<i32> {
         }
         NetworkCmd::Inspect { name } => {
             let n = weft_engine::inspect_network(c, &name)?;
-            let fmt = if fmt == Format::Table { Format::Json } else { fmt };
+            let fmt = if fmt == Format::Table {
+                Format::Json
+            } else {
+                fmt
+            };
             emit(fmt, &n, || Table::new(&[]))?;
         }
         NetworkCmd::Rm { name } => {
@@ -308,10 +358,12 @@ fn network(c: &Cluster, fmt: Format, cmd: NetworkCmd) -> Result<i32> {
 }
 
 fn live_handles(c: &Cluster) -> Result<HashSet<String>> {
-    Ok(weft_store::list_json::<Workload>(c.store.as_ref(), keys::WORKLOADS)?
-        .into_iter()
-        .map(|(_, w, _)| w.ipam_handle())
-        .collect())
+    Ok(
+        weft_store::list_json::<Workload>(c.store.as_ref(), keys::WORKLOADS)?
+            .into_iter()
+            .map(|(_, w, _)| w.ipam_handle())
+            .collect(),
+    )
 }
 
 fn ipam(c: &Cluster, fmt: Format, cmd: IpamCmd) -> Result<i32> {
@@ -360,7 +412,9 @@ fn ipam(c: &Cluster, fmt: Format, cmd: IpamCmd) -> Result<i32> {
             let problems = ipam.check(&|h| live.contains(h), &nodes)?;
             let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
             match fmt {
-                Format::Table if text.is_empty() => println!("IPAM is consistent: no problems found"),
+                Format::Table if text.is_empty() => {
+                    println!("IPAM is consistent: no problems found")
+                }
                 Format::Table => {
                     for t in &text {
                         println!("{t}");
@@ -389,15 +443,20 @@ fn get(c: &Cluster, fmt: Format, kind: &str, name: Option<&str>) -> Result<i32> 
         "ippool" | "ippools" => (weft_ipam::keys::POOLS.to_string(), "ippool"),
         other => bail!("unknown kind {other:?}; use node, network, workload or ippool"),
     };
-    let items: Vec<serde_json::Value> = weft_store::list_json::<serde_json::Value>(c.store.as_ref(), &prefix)?
-        .into_iter()
-        .filter(|(k, _, _)| name.is_none_or(|n| k.rsplit('/').next() == Some(n)))
-        .map(|(_, v, _)| v)
-        .collect();
+    let items: Vec<serde_json::Value> =
+        weft_store::list_json::<serde_json::Value>(c.store.as_ref(), &prefix)?
+            .into_iter()
+            .filter(|(k, _, _)| name.is_none_or(|n| k.rsplit('/').next() == Some(n)))
+            .map(|(_, v, _)| v)
+            .collect();
     if let (Some(n), true) = (name, items.is_empty()) {
         bail!("{what} {n:?} not found");
     }
-    let fmt = if fmt == Format::Table { Format::Yaml } else { fmt };
+    let fmt = if fmt == Format::Table {
+        Format::Yaml
+    } else {
+        fmt
+    };
     match name {
         Some(_) => emit(fmt, &items[0], || Table::new(&[]))?,
         None => emit(fmt, &items, || Table::new(&[]))?,

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 use anyhow::{bail, Context, Result};
 
-const LAB: &str = "weft-demo";
+const LAB: &str = "demo";
 
 struct Demo {
     exe: std::path::PathBuf,
@@ -40,7 +40,8 @@ impl Demo {
     /// An experiment: a command whose success or failure is the result.
     fn check(&mut self, name: &str, detail: &str, expect_ok: bool, args: &[&str]) -> Result<()> {
         let ok = self.weft(args)?.status.success();
-        self.results.push((name.into(), detail.into(), expect_ok, ok));
+        self.results
+            .push((name.into(), detail.into(), expect_ok, ok));
         Ok(())
     }
 
@@ -48,9 +49,12 @@ impl Demo {
         let out = Command::new(&self.exe)
             .args(["--lab", LAB, "-o", "json", "inspect", name])
             .output()?;
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .with_context(|| format!("inspect {name}"))?;
-        v["ip"].as_str().map(str::to_string).context("container has no ip")
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).with_context(|| format!("inspect {name}"))?;
+        v["ip"]
+            .as_str()
+            .map(str::to_string)
+            .context("container has no ip")
     }
 
     fn host_iface_of(&self, name: &str) -> Result<String> {
@@ -58,7 +62,10 @@ impl Demo {
             .args(["--lab", LAB, "-o", "json", "inspect", name])
             .output()?;
         let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-        v["host_iface"].as_str().map(str::to_string).context("no host_iface")
+        v["host_iface"]
+            .as_str()
+            .map(str::to_string)
+            .context("no host_iface")
     }
 }
 
@@ -73,7 +80,9 @@ pub fn run(keep: bool) -> Result<i32> {
         results: vec![],
     };
     // A previous demo that was interrupted may have left its lab.
-    let _ = Command::new(&d.exe).args(["--lab", LAB, "lab", "down"]).output();
+    let _ = Command::new(&d.exe)
+        .args(["--lab", LAB, "lab", "down"])
+        .output();
     let res = experiments(&mut d);
     if !keep {
         section("tear down");
@@ -90,7 +99,11 @@ pub fn run(keep: bool) -> Result<i32> {
             name.clone(),
             detail.clone(),
             word(*want).into(),
-            format!("{} {}", word(*got), if want == got { "ok" } else { "MISMATCH" }),
+            format!(
+                "{} {}",
+                word(*got),
+                if want == got { "ok" } else { "MISMATCH" }
+            ),
         ]);
     }
     print!("{}", t.render());
@@ -111,7 +124,10 @@ fn experiments(d: &mut Demo) -> Result<()> {
         ("web3", "net2", "master"),
         ("b-web1", "net1", "slave1"),
     ] {
-        d.must(&["--node", node, "run", "-d", "--name", name, "--net", net, "--label", "app=web", "toolbox", "httpd"])?;
+        d.must(&[
+            "--node", node, "run", "-d", "--name", name, "--net", net, "--label", "app=web",
+            "toolbox", "httpd",
+        ])?;
     }
     d.must(&["ps"])?;
     d.must(&["ipam", "show", "--show-blocks"])?;
@@ -125,31 +141,99 @@ fn experiments(d: &mut Demo) -> Result<()> {
     section("which cali device pairs with web1's eth0: its iflink is the host end's ifindex");
     d.must(&["exec", "web1", "cat", "/sys/class/net/eth0/iflink"])?;
     let cali = d.host_iface_of("web1")?;
-    d.must(&["lab", "exec", "master", "--", "cat", &format!("/sys/class/net/{cali}/ifindex")])?;
+    d.must(&[
+        "lab",
+        "exec",
+        "master",
+        "--",
+        "cat",
+        &format!("/sys/class/net/{cali}/ifindex"),
+    ])?;
     d.must(&["lab", "exec", "master", "--", "ip", "link", "show", &cali])?;
 
     let (web1, web2, bweb1) = (d.ip_of("web1")?, d.ip_of("web2")?, d.ip_of("b-web1")?);
     section("S2: web1 -> web2 on the same node, through web2's /32 route");
-    d.check("S2", "web1 -> web2 (same node)", true, &["exec", "web1", "ping", "-c", "2", "-W", "2", &web2])?;
+    d.check(
+        "S2",
+        "web1 -> web2 (same node)",
+        true,
+        &["exec", "web1", "ping", "-c", "2", "-W", "2", &web2],
+    )?;
     section("the gateway 169.254.1.1 is answered by proxy ARP with ee:ee:ee:ee:ee:ee");
     d.must(&["exec", "web1", "ip", "neigh"])?;
     section("S2: delete web2's /32 route on master and the ping breaks; put it back and it works");
     let web2_if = d.host_iface_of("web2")?;
-    d.must(&["lab", "exec", "master", "--", "ip", "route", "del", &format!("{web2}/32")])?;
-    d.check("S2", "web1 -> web2 without its route", false, &["exec", "web1", "ping", "-c", "1", "-W", "1", &web2])?;
-    d.must(&["lab", "exec", "master", "--", "ip", "route", "add", &format!("{web2}/32"), "dev", &web2_if, "scope", "link", "proto", "80"])?;
-    d.check("S2", "web1 -> web2 route restored", true, &["exec", "web1", "ping", "-c", "1", "-W", "2", &web2])?;
+    d.must(&[
+        "lab",
+        "exec",
+        "master",
+        "--",
+        "ip",
+        "route",
+        "del",
+        &format!("{web2}/32"),
+    ])?;
+    d.check(
+        "S2",
+        "web1 -> web2 without its route",
+        false,
+        &["exec", "web1", "ping", "-c", "1", "-W", "1", &web2],
+    )?;
+    d.must(&[
+        "lab",
+        "exec",
+        "master",
+        "--",
+        "ip",
+        "route",
+        "add",
+        &format!("{web2}/32"),
+        "dev",
+        &web2_if,
+        "scope",
+        "link",
+        "proto",
+        "80",
+    ])?;
+    d.check(
+        "S2",
+        "web1 -> web2 route restored",
+        true,
+        &["exec", "web1", "ping", "-c", "1", "-W", "2", &web2],
+    )?;
 
     section("S3: master -> web1 goes straight to the cali device, never through eth0");
     let exe = d.exe.to_string_lossy().into_owned();
     d.must(&["lab", "exec", "master", "--", "ip", "route", "get", &web1])?;
-    d.check("S3", "master -> web1 (host to local container)", true, &["lab", "exec", "master", "--", &exe, "tool", "ping", "-c", "2", "-W", "2", &web1])?;
+    d.check(
+        "S3",
+        "master -> web1 (host to local container)",
+        true,
+        &[
+            "lab", "exec", "master", "--", &exe, "tool", "ping", "-c", "2", "-W", "2", &web1,
+        ],
+    )?;
 
     section("S5: web1 (master) -> b-web1 (slave1) across nodes, no NAT: a route per remote block via the node");
     d.must(&["lab", "exec", "slave1", "--", "ip", "route"])?;
-    d.check("S5", "web1 -> b-web1 (cross node)", true, &["exec", "web1", "ping", "-c", "2", "-W", "2", &bweb1])?;
-    d.check("S5", "b-web1 -> web1 (cross node)", true, &["exec", "b-web1", "ping", "-c", "2", "-W", "2", &web1])?;
-    d.check("S5", "web1 -> b-web1:80 (httpd answers with the client's own IP)", true, &["exec", "web1", "wget", "-qO-", &format!("http://{bweb1}/")])?;
+    d.check(
+        "S5",
+        "web1 -> b-web1 (cross node)",
+        true,
+        &["exec", "web1", "ping", "-c", "2", "-W", "2", &bweb1],
+    )?;
+    d.check(
+        "S5",
+        "b-web1 -> web1 (cross node)",
+        true,
+        &["exec", "b-web1", "ping", "-c", "2", "-W", "2", &web1],
+    )?;
+    d.check(
+        "S5",
+        "web1 -> b-web1:80 (httpd answers with the client's own IP)",
+        true,
+        &["exec", "web1", "wget", "-qO-", &format!("http://{bweb1}/")],
+    )?;
     d.must(&["ipam", "check"])?;
     Ok(())
 }

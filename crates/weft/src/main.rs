@@ -20,13 +20,19 @@ fn main() -> ExitCode {
     // `weft tool NAME ARGS...` runs a toolbox applet from the host (e.g. ping in `lab exec`).
     if args.get(1).map(String::as_str) == Some("tool") {
         let Some(name) = args.get(2) else {
-            eprintln!("usage: weft tool {} [ARGS...]", weft_applets::applet_names().join("|"));
+            eprintln!(
+                "usage: weft tool {} [ARGS...]",
+                weft_applets::applet_names().join("|")
+            );
             return ExitCode::from(2);
         };
         return match weft_applets::dispatch(name, &args[3..]) {
             Some(code) => ExitCode::from(code.clamp(0, 255) as u8),
             None => {
-                eprintln!("weft tool: no tool {name:?}; tools: {}", weft_applets::applet_names().join(", "));
+                eprintln!(
+                    "weft tool: no tool {name:?}; tools: {}",
+                    weft_applets::applet_names().join(", ")
+                );
                 ExitCode::from(2)
             }
         };

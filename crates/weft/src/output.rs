@@ -6,7 +6,11 @@ use serde::Serialize;
 use crate::cli::Format;
 
 /// Prints `value` as JSON or YAML, or calls `table` for the table format.
-pub fn emit<T: Serialize + ?Sized>(format: Format, value: &T, table: impl FnOnce() -> Table) -> Result<()> {
+pub fn emit<T: Serialize + ?Sized>(
+    format: Format,
+    value: &T,
+    table: impl FnOnce() -> Table,
+) -> Result<()> {
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(value)?),
         Format::Yaml => print!("{}", serde_yaml_ng::to_string(value)?),

@@ -25,7 +25,21 @@ fn hundred_parallel_containers_get_distinct_addresses() {
             .enumerate()
             .map(|(i, n)| {
                 let lab = &lab;
-                s.spawn(move || lab.weft(&["--node", nodes[i % 3], "run", "-d", "--name", n, "--net", "net1", "toolbox", "sleep", "600"]))
+                s.spawn(move || {
+                    lab.weft(&[
+                        "--node",
+                        nodes[i % 3],
+                        "run",
+                        "-d",
+                        "--name",
+                        n,
+                        "--net",
+                        "net1",
+                        "toolbox",
+                        "sleep",
+                        "600",
+                    ])
+                })
             })
             .collect();
         for (h, n) in handles.into_iter().zip(&names) {
@@ -56,13 +70,17 @@ fn hundred_parallel_containers_get_distinct_addresses() {
     });
     assert_eq!(lab.ok(&["ps", "-a", "-o", "json"]).trim(), "[]");
     lab.ok(&["ipam", "check"]);
-    let usage: serde_json::Value = serde_json::from_str(&lab.ok(&["-o", "json", "ipam", "show"])).unwrap();
+    let usage: serde_json::Value =
+        serde_json::from_str(&lab.ok(&["-o", "json", "ipam", "show"])).unwrap();
     for pool in usage.as_array().unwrap() {
         assert_eq!(pool["in_use"], 0, "no address may stay held: {pool}");
     }
     for n in nodes {
         let links = lab.on(n, &["ip", "-o", "link"]);
-        assert!(!links.contains("cali"), "no cali link may remain on {n}: {links}");
+        assert!(
+            !links.contains("cali"),
+            "no cali link may remain on {n}: {links}"
+        );
     }
 }
 
@@ -77,28 +95,79 @@ fn bad_input_is_refused_cleanly() {
     assert!(!r.ok() && r.stderr.contains("CIDR"), "{}", r.stderr);
     assert!(!lab.ok(&["network", "ls"]).contains("bad"));
 
-    let r = lab.weft(&["run", "-d", "--name", "x", "--net", "nope", "toolbox", "sleep", "9"]);
-    assert!(!r.ok() && r.stderr.contains("network \"nope\" not found"), "{}", r.stderr);
-    let r = lab.weft(&["run", "-d", "--name", "x", "--net", "default", "no-such-image"]);
-    assert!(!r.ok() && r.stderr.contains("image \"no-such-image\" not found"), "{}", r.stderr);
-    assert_eq!(lab.ok(&["ps", "-a", "-o", "json"]).trim(), "[]", "failed runs leave no record");
+    let r = lab.weft(&[
+        "run", "-d", "--name", "x", "--net", "nope", "toolbox", "sleep", "9",
+    ]);
+    assert!(
+        !r.ok() && r.stderr.contains("network \"nope\" not found"),
+        "{}",
+        r.stderr
+    );
+    let r = lab.weft(&[
+        "run",
+        "-d",
+        "--name",
+        "x",
+        "--net",
+        "default",
+        "no-such-image",
+    ]);
+    assert!(
+        !r.ok() && r.stderr.contains("image \"no-such-image\" not found"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        lab.ok(&["ps", "-a", "-o", "json"]).trim(),
+        "[]",
+        "failed runs leave no record"
+    );
 
     lab.ok(&["network", "create", "net1"]);
     lab.run("n1", "web1", "net1");
-    let r = lab.weft(&["run", "-d", "--name", "web1", "--net", "net1", "toolbox", "sleep", "9"]);
-    assert!(!r.ok() && r.stderr.contains("already in use"), "{}", r.stderr);
+    let r = lab.weft(&[
+        "run", "-d", "--name", "web1", "--net", "net1", "toolbox", "sleep", "9",
+    ]);
+    assert!(
+        !r.ok() && r.stderr.contains("already in use"),
+        "{}",
+        r.stderr
+    );
 
     // A run that fails after its veth was made: the command does not exist in the image.
-    let r = lab.weft(&["run", "-d", "--name", "broken", "--net", "net1", "toolbox", "/no/such/program"]);
+    let r = lab.weft(&[
+        "run",
+        "-d",
+        "--name",
+        "broken",
+        "--net",
+        "net1",
+        "toolbox",
+        "/no/such/program",
+    ]);
     assert!(!r.ok(), "{}", r.stdout);
-    assert!(r.stderr.contains("/no/such/program"), "the error names the program: {}", r.stderr);
+    assert!(
+        r.stderr.contains("/no/such/program"),
+        "the error names the program: {}",
+        r.stderr
+    );
     let ps = lab.ok(&["ps", "-a"]);
     assert!(!ps.contains("broken"), "{ps}");
-    let usage: serde_json::Value = serde_json::from_str(&lab.ok(&["-o", "json", "ipam", "show"])).unwrap();
-    let in_use: u64 = usage.as_array().unwrap().iter().map(|p| p["in_use"].as_u64().unwrap()).sum();
+    let usage: serde_json::Value =
+        serde_json::from_str(&lab.ok(&["-o", "json", "ipam", "show"])).unwrap();
+    let in_use: u64 = usage
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["in_use"].as_u64().unwrap())
+        .sum();
     assert_eq!(in_use, 1, "only web1 holds an address: {usage}");
     let links = lab.on("n1", &["ip", "-o", "link"]);
-    assert_eq!(links.matches("cali").count(), 1, "only web1's veth remains: {links}");
+    assert_eq!(
+        links.matches("cali").count(),
+        1,
+        "only web1's veth remains: {links}"
+    );
     lab.ok(&["ipam", "check"]);
 
     // Not root.
@@ -149,13 +218,20 @@ fn lab_down_leaves_nothing() {
     lab.run("n1", "a", "net1");
     lab.run("n2", "b", "net1");
     let pid = lab.inspect("a")["pid"].as_i64().unwrap();
-    let info: serde_json::Value = serde_json::from_str(&lab.ok(&["-o", "json", "lab", "ls"])).unwrap();
+    let info: serde_json::Value =
+        serde_json::from_str(&lab.ok(&["-o", "json", "lab", "ls"])).unwrap();
     let agent_pids: Vec<i64> = info
         .as_array()
         .unwrap()
         .iter()
         .filter(|l| l["name"] == lab.name.as_str())
-        .flat_map(|l| l["nodes"].as_array().unwrap().iter().map(|n| n["agent_pid"].as_i64().unwrap()))
+        .flat_map(|l| {
+            l["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["agent_pid"].as_i64().unwrap())
+        })
         .collect();
     assert_eq!(agent_pids.len(), 2);
     let name = lab.name.clone();
@@ -167,13 +243,23 @@ fn lab_down_leaves_nothing() {
     let netns = String::from_utf8_lossy(&netns.stdout);
     assert!(!netns.contains(&format!("weft-{name}-")), "{netns}");
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
-    assert!(!mounts.contains(&name), "mounts of the lab remain: {mounts}");
-    assert!(!std::path::Path::new(&lab_dir).exists(), "state of the lab remains");
+    assert!(
+        !mounts.contains(&name),
+        "mounts of the lab remain: {mounts}"
+    );
+    assert!(
+        !std::path::Path::new(&lab_dir).exists(),
+        "state of the lab remains"
+    );
     for p in agent_pids.iter().chain([&pid]) {
         let alive = std::fs::read_to_string(format!("/proc/{p}/status"))
             .map(|s| !s.contains("State:\tZ"))
             .unwrap_or(false);
         assert!(!alive, "process {p} of the lab is still running");
     }
-    assert_eq!(root_netns_snapshot(), before, "the root network namespace changed");
+    assert_eq!(
+        root_netns_snapshot(),
+        before,
+        "the root network namespace changed"
+    );
 }

@@ -18,12 +18,17 @@ pub fn can_run() -> bool {
 
 /// State root shared by the test run (images are reused between tests; labs are not).
 pub fn test_root() -> String {
-    std::env::temp_dir().join("weft-tests").to_string_lossy().into_owned()
+    std::env::temp_dir()
+        .join("weft-tests")
+        .to_string_lossy()
+        .into_owned()
 }
 
 pub fn weft_cmd() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_weft"));
-    c.env("WEFT_ROOT", test_root()).env_remove("WEFT_LAB").env_remove("WEFT_NODE");
+    c.env("WEFT_ROOT", test_root())
+        .env_remove("WEFT_LAB")
+        .env_remove("WEFT_NODE");
     c
 }
 
@@ -87,7 +92,14 @@ impl Lab {
     /// Like `weft` but the command must succeed; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let r = self.weft(args);
-        assert!(r.ok(), "weft {} failed ({}): {}{}", args.join(" "), r.code, r.stdout, r.stderr);
+        assert!(
+            r.ok(),
+            "weft {} failed ({}): {}{}",
+            args.join(" "),
+            r.code,
+            r.stdout,
+            r.stderr
+        );
         r.stdout
     }
 
@@ -100,7 +112,9 @@ impl Lab {
 
     /// Runs a detached container running httpd.
     pub fn run(&self, node: &str, name: &str, net: &str) -> String {
-        self.ok(&["--node", node, "run", "-d", "--name", name, "--net", net, "toolbox", "httpd"])
+        self.ok(&[
+            "--node", node, "run", "-d", "--name", name, "--net", net, "toolbox", "httpd",
+        ])
     }
 
     pub fn inspect(&self, name: &str) -> serde_json::Value {
