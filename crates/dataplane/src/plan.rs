@@ -95,7 +95,7 @@ pub struct Applied {
 
 /// Key that decides whether a kernel route already matches a planned one.
 fn route_key(r: &Route) -> (Ipv4Net, RouteKind, Option<Ipv4Addr>, Option<u32>) {
-    (r.dst, r.kind.clone(), r.gateway, r.oif)
+    (r.dst, r.kind, r.gateway, r.oif)
 }
 
 /// The routes weft owns in the kernel now (main table, weft's protocol). Read this BEFORE the

@@ -67,9 +67,11 @@ fn weft_exe() -> Result<std::path::PathBuf> {
     }
 }
 
+type UndoStep<'a> = Box<dyn FnOnce() -> Result<()> + 'a>;
+
 /// Undo steps of a half-made container, run in reverse unless disarmed.
 struct Rollback<'a> {
-    steps: Vec<(&'static str, Box<dyn FnOnce() -> Result<()> + 'a>)>,
+    steps: Vec<(&'static str, UndoStep<'a>)>,
 }
 
 impl<'a> Rollback<'a> {
