@@ -49,7 +49,7 @@ pub fn exec(lab: &str, member: &str, cmd: &[String]) -> Result<i32> {
         bail!("lab exec {member}: give a command after --");
     };
     let ns = Netns::named(&member_netns(lab, member)?)?;
-    let status = in_netns_command(&ns, prog)
+    let status = in_netns_command(&ns, member, prog)
         .args(args)
         .env("WEFT_LAB", lab)
         .env("WEFT_NODE", member)
@@ -60,9 +60,11 @@ pub fn exec(lab: &str, member: &str, cmd: &[String]) -> Result<i32> {
 
 /// A command whose child joins `ns` before exec, like `ip netns exec`: the network namespace,
 /// plus a private mount namespace where /sys is mounted afresh so that it shows the links of
-/// `ns` (the machine's own mounts are not changed).
-pub(crate) fn in_netns_command(ns: &Netns, prog: &str) -> Command {
+/// `ns` (the machine's own mounts are not changed), and a UTS namespace whose hostname is the
+/// member's name.
+pub(crate) fn in_netns_command(ns: &Netns, member: &str, prog: &str) -> Command {
     let fd = ns.fd().as_raw_fd();
+    let hostname = member.as_bytes().to_vec();
     let mut c = Command::new(prog);
     // SAFETY: only async-signal-safe system calls with constant C strings run between fork and
     // exec; `fd` stays open in the parent until spawn returns.
@@ -76,7 +78,8 @@ pub(crate) fn in_netns_command(ns: &Netns, prog: &str) -> Command {
                 }
             };
             check(libc::setns(fd, libc::CLONE_NEWNET))?;
-            check(libc::unshare(libc::CLONE_NEWNS))?;
+            check(libc::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWUTS))?;
+            check(libc::sethostname(hostname.as_ptr().cast(), hostname.len()))?;
             let none = c"none".as_ptr();
             check(libc::mount(
                 none,

@@ -224,7 +224,7 @@ fn spawn_agent(o: &LabOptions, node: &str, ns: &Netns) -> Result<i32> {
     let log_path = paths::node_dir(&o.name, node).join("agent.log");
     let log = File::create(&log_path).with_context(|| format!("create {}", log_path.display()))?;
     let exe = o.weft_exe.to_string_lossy().into_owned();
-    let mut cmd = in_netns_command(ns, &exe);
+    let mut cmd = in_netns_command(ns, node, &exe);
     cmd.args(["--lab", &o.name, "--node", node, "agent"])
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)

@@ -263,3 +263,41 @@ fn lab_down_leaves_nothing() {
         "the root network namespace changed"
     );
 }
+
+/// Containers keep running when the CLI that started them has exited and when their node's
+/// agent dies; the kernel keeps their wiring.
+#[test]
+fn containers_outlive_the_cli_and_the_agent() {
+    if !can_run() {
+        return;
+    }
+    let lab = Lab::up(&["n1"]);
+    lab.ok(&["network", "create", "net1"]);
+    lab.run("n1", "a", "net1");
+    lab.run("n1", "b", "net1");
+    let info: serde_json::Value =
+        serde_json::from_str(&lab.ok(&["-o", "json", "lab", "ls"])).unwrap();
+    let agent = info
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == lab.name.as_str())
+        .unwrap()["nodes"][0]["agent_pid"]
+        .as_i64()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(agent as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for name in ["a", "b"] {
+        assert_eq!(
+            lab.inspect(name)["state"],
+            "running",
+            "{name} must outlive its agent"
+        );
+    }
+    let ip_b = lab.ip("b");
+    lab.ok(&["exec", "a", "ping", "-c", "1", "-W", "2", &ip_b]);
+}

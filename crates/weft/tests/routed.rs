@@ -48,6 +48,9 @@ fn s1_routed_workload_wiring() {
     );
     assert_eq!(proxy_arp.trim(), "1");
 
+    assert_eq!(lab.ok(&["exec", "web1", "hostname"]).trim(), "web1");
+    assert_eq!(lab.on("master", &["hostname"]).trim(), "master");
+
     let iflink = lab.ok(&["exec", "web1", "cat", "/sys/class/net/eth0/iflink"]);
     let ifindex = lab.on(
         "master",
