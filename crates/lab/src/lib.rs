@@ -21,20 +21,7 @@ pub use up::{up, LabOptions};
 
 /// Lab names become part of namespace and path names: keep them short and plain.
 pub fn validate_lab_name(name: &str) -> anyhow::Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 24
-        && name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        anyhow::bail!("invalid lab name {name:?}: use 1-24 characters from [a-z0-9-], starting with a letter or digit")
-    }
+    Ok(weft_model::validate_lab_name(name)?)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ pub mod keys;
 pub mod paths;
 mod validate;
 
-pub use validate::{parse_cidr, parse_label, validate_name, ValidationError};
+pub use validate::{parse_cidr, parse_label, validate_lab_name, validate_name, ValidationError};
 
 /// The gateway address every routed workload uses (answered by proxy ARP on the host end).
 pub const WORKLOAD_GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);

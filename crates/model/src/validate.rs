@@ -21,21 +21,38 @@ impl ValidationError {
 
 /// Names of networks, containers and nodes: like Docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at most 63.
 pub fn validate_name(kind: &str, name: &str) -> Result<(), ValidationError> {
+    check_name(kind, name, 63, "[a-zA-Z0-9_.-]", |c| {
+        c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-'
+    })
+}
+
+/// Lab names, which become parts of namespace and path names: `[a-z0-9-]`, at most 24.
+pub fn validate_lab_name(name: &str) -> Result<(), ValidationError> {
+    check_name("lab", name, 24, "[a-z0-9-]", |c| {
+        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
+    })
+}
+
+fn check_name(
+    kind: &str,
+    name: &str,
+    max: usize,
+    charset: &str,
+    allowed: impl Fn(char) -> bool,
+) -> Result<(), ValidationError> {
     let ok = !name.is_empty()
-        && name.len() <= 63
+        && name.len() <= max
         && name
             .chars()
             .next()
             .is_some_and(|c| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');
+        && name.chars().all(allowed);
     if ok {
         Ok(())
     } else {
         Err(ValidationError::new(
             format!("{kind} name {name:?}"),
-            "use 1-63 characters from [a-zA-Z0-9_.-], starting with a letter or digit",
+            format!("use 1-{max} characters from {charset}, starting with a letter or digit"),
         ))
     }
 }

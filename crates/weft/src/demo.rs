@@ -23,8 +23,9 @@ impl Demo {
             .args(args)
             .output()
             .with_context(|| format!("run weft {}", args.join(" ")))?;
+        // Progress (stderr) came before the result (stdout) when the command ran.
+        print!("{}", String::from_utf8_lossy(&out.stderr));
         print!("{}", String::from_utf8_lossy(&out.stdout));
-        eprint!("{}", String::from_utf8_lossy(&out.stderr));
         Ok(out)
     }
 
