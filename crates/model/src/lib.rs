@@ -11,6 +11,8 @@ use sha2::{Digest, Sha256};
 
 pub mod keys;
 pub mod paths;
+pub mod policy;
+pub mod selector;
 mod validate;
 
 pub use validate::{parse_cidr, parse_label, validate_lab_name, validate_name, ValidationError};

@@ -1,0 +1,1 @@
+//! Network policies (Calico v3 and Kubernetes shapes).
