@@ -9,14 +9,7 @@ use anyhow::{bail, Context, Result};
 use weft_model::paths;
 use weft_netlink::Netns;
 
-/// The nodes' default gateway on the underlay.
-pub const GW_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
-/// The outside client.
-pub const EXT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 200);
-/// "The internet", owned by the gateway.
-pub const INTERNET_ADDR: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
-/// Underlay prefix length.
-pub const UNDERLAY_PREFIX: u8 = 24;
+pub use weft_model::lab::{EXT_ADDR, GW_ADDR, INTERNET_ADDR, UNDERLAY_PREFIX};
 
 /// Underlay address of the i-th node (0-based): 198.51.100.11, .12, …
 pub fn node_addr(i: usize) -> Result<Ipv4Addr> {

@@ -33,7 +33,7 @@ pub fn up(o: &LabOptions, progress: &mut dyn FnMut(&str)) -> Result<LabInfo> {
     }
     for (i, n) in o.nodes.iter().enumerate() {
         weft_model::validate_name("node", n)?;
-        if ["gw", "ext", "fabric"].contains(&n.as_str()) {
+        if weft_model::lab::FIXED_MEMBERS.contains(&n.as_str()) {
             bail!("node name {n:?} is reserved for the lab's own members; choose another");
         }
         if o.nodes[..i].contains(n) {
@@ -86,8 +86,7 @@ fn build(o: &LabOptions, info: &mut LabInfo, progress: &mut dyn FnMut(&str)) -> 
     let fabric_ns = Netns::create_named(&paths::lab_netns(lab, "fabric"))?;
     no_ipv6(&fabric_ns)?;
     let mut fabric = Handle::in_netns(&fabric_ns)?;
-    fabric.create_bridge("br0")?;
-    let br = fabric.link_by_name("br0")?.context("br0 vanished")?.index;
+    let br = fabric.create_bridge(weft_model::lab::FABRIC_BRIDGE)?.index;
     fabric.set_up(br)?;
 
     let underlay = |a| Ipv4Net::new(a, UNDERLAY_PREFIX).expect("valid prefix");

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub mod keys;
+pub mod lab;
 pub mod paths;
 pub mod policy;
 pub mod selector;
