@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use tracing::{info, warn};
-use weft_dataplane::{apply, owned_routes, plan, ClusterState, PlanInput};
-use weft_model::{keys, ClusterConfig};
+use weft_dataplane::{apply, owned_routes, plan, vxlan, ClusterState, PlanInput};
+use weft_ipam::Ipam;
+use weft_model::{keys, ClusterConfig, Encap, Node, DEFAULT_POOL, VXLAN_DEVICE};
 use weft_netlink::Handle;
 use weft_store::Store;
 
@@ -52,12 +53,15 @@ pub fn run(store: &dyn Store, opts: &AgentOptions) -> Result<()> {
 
 /// One pass: read, plan, apply. Returns the revision it planned from.
 pub fn reconcile(store: &dyn Store, h: &mut Handle, node: &str) -> Result<i64> {
-    // Order matters: routes, then the store, then links (see `owned_routes`).
-    let current = owned_routes(h)?;
-    let state = ClusterState::load(store)?;
     let cfg: ClusterConfig = weft_store::get_json(store, keys::CONFIG)?
         .map(|(c, _)| c)
         .unwrap_or_default();
+    if cfg.encap == Encap::Vxlan {
+        ensure_vxlan(store, h, node)?;
+    }
+    // Order matters: routes, then the store, then links (see `owned_routes`).
+    let current = owned_routes(h)?;
+    let state = ClusterState::load(store)?;
     let links = h.links().context("list links")?;
     let ifindex = |name: &str| links.iter().find(|l| l.name == name).map(|l| l.index);
     let p = plan(&PlanInput {
@@ -69,6 +73,15 @@ pub fn reconcile(store: &dyn Store, h: &mut Handle, node: &str) -> Result<i64> {
     for w in &p.warnings {
         warn!("{w}");
     }
+    if cfg.encap == Encap::Vxlan {
+        if let Some(dev) = ifindex(VXLAN_DEVICE) {
+            let (peers, warnings) = vxlan::peers(node, &state.nodes);
+            for w in &warnings {
+                warn!("{w}");
+            }
+            vxlan::apply_peers(h, dev, &peers)?;
+        }
+    }
     let applied = apply(h, &current, &p)?;
     for r in &applied.added {
         info!(route = %r.dst, "route added");
@@ -77,4 +90,42 @@ pub fn reconcile(store: &dyn Store, h: &mut Handle, node: &str) -> Result<i64> {
         info!(route = %r.dst, "route removed");
     }
     Ok(state.revision)
+}
+
+/// VXLAN mode: the node's tunnel address (the first address of its first block, held by the
+/// handle `vxlan-tunnel-addr-<node>`), its device MAC in the node record, and the device itself.
+fn ensure_vxlan(store: &dyn Store, h: &mut Handle, node: &str) -> Result<()> {
+    let key = keys::node(node);
+    let (me, _) = weft_store::get_json::<Node>(store, &key)?
+        .with_context(|| format!("node {node} is not in the store"))?;
+    let me = if me.tunnel_address.is_some() && me.vxlan_mac.is_some() {
+        me
+    } else {
+        let ipam = Ipam::new(store);
+        let handle = weft_model::tunnel_handle(node);
+        let tunnel = match ipam
+            .handle(&handle)?
+            .and_then(|h| h.addresses.first().copied())
+        {
+            Some(ip) => ip,
+            None => ipam
+                .allocate(&handle, node, DEFAULT_POOL, None)
+                .context("allocate the node's tunnel address")?,
+        };
+        let mac = weft_netlink::format_mac(&weft_model::vxlan_mac_for(node));
+        info!(%tunnel, %mac, "VXLAN tunnel address");
+        weft_store::update_json::<Node, _>(store, &key, |n| {
+            Ok(n.map(|mut n| {
+                n.tunnel_address = Some(tunnel);
+                n.vxlan_mac = Some(mac.clone());
+                n
+            }))
+        })?
+        .with_context(|| format!("node {node} vanished from the store"))?
+    };
+    let underlay = h
+        .link_by_name(&me.interface)?
+        .with_context(|| format!("underlay interface {} missing on {node}", me.interface))?;
+    vxlan::ensure_device(h, &me, &underlay)?;
+    Ok(())
 }

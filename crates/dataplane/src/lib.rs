@@ -10,6 +10,7 @@
 pub mod endpoint;
 mod plan;
 mod state;
+pub mod vxlan;
 
 pub use plan::{apply, owned_routes, plan, Applied, NodePlan, PlanInput};
 pub use state::ClusterState;

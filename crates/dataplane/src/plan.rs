@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 
 use anyhow::{Context, Result};
 use ipnet::Ipv4Net;
-use weft_model::{Encap, ROUTE_PROTO};
+use weft_model::{Encap, ROUTE_PROTO, VXLAN_DEVICE};
 use weft_netlink::{Handle, Route, RouteKind};
 
 use crate::ClusterState;
@@ -59,10 +59,19 @@ pub fn plan(input: &PlanInput) -> NodePlan {
                 "no underlay interface on {}: cannot route block {} to {owner}",
                 input.node, block.cidr
             )),
-            (Encap::Vxlan, _) => out.warnings.push(format!(
-                "block {} of {owner}: vxlan routes are not implemented yet",
-                block.cidr
-            )),
+            (Encap::Vxlan, _) => match (peer.tunnel_address, (input.ifindex)(VXLAN_DEVICE)) {
+                (Some(tunnel), Some(dev)) => out
+                    .routes
+                    .push(proto(Route::new(block.cidr).via(tunnel).dev(dev).onlink())),
+                (None, _) => out.warnings.push(format!(
+                    "block {} of {owner}: {owner} has no tunnel address yet",
+                    block.cidr
+                )),
+                (_, None) => out.warnings.push(format!(
+                    "block {} of {owner}: no {VXLAN_DEVICE} device on {}",
+                    block.cidr, input.node
+                )),
+            },
         }
     }
     for w in st.workloads.iter().filter(|w| w.node == input.node) {
@@ -161,6 +170,8 @@ mod tests {
             address: Ipv4Addr::from(ip),
             interface: "eth0".into(),
             labels: BTreeMap::new(),
+            tunnel_address: None,
+            vxlan_mac: None,
         }
     }
 

@@ -11,7 +11,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use weft_dataplane::endpoint::{self, Endpoint};
 use weft_image::{Image, ImageStore};
 use weft_ipam::Ipam;
-use weft_model::{host_iface_name, keys, paths, validate_name, Network, Workload};
+use weft_model::{host_iface_name, keys, paths, validate_name, Encap, Network, Workload};
 use weft_netlink::{Handle, Netns};
 use weft_runtime::{Bundle, NsMode, RunSpec};
 
@@ -247,6 +247,18 @@ pub fn run(c: &Cluster, node: &NodeRef, o: &RunOptions) -> Result<RunOutcome> {
         let cns = Netns::from_pid(state.pid)
             .with_context(|| format!("open the network namespace of {name}"))?;
         let mut h = Handle::in_netns(&node_ns)?;
+        let mtu = match c.config()?.encap {
+            Encap::None => None,
+            Encap::Vxlan => {
+                let underlay = h.link_by_name(&node.node.interface)?.with_context(|| {
+                    format!(
+                        "underlay {} missing on node {}",
+                        node.node.interface, node.node.name
+                    )
+                })?;
+                Some(weft_dataplane::vxlan::workload_mtu(underlay.mtu))
+            }
+        };
         endpoint::attach(
             &mut h,
             &node_ns,
@@ -254,7 +266,7 @@ pub fn run(c: &Cluster, node: &NodeRef, o: &RunOptions) -> Result<RunOutcome> {
             &Endpoint {
                 host_iface: &workload.host_iface,
                 ip,
-                mtu: None,
+                mtu,
             },
         )
         .with_context(|| format!("attach {name} to network {}", network.name))?;

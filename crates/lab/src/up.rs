@@ -212,6 +212,8 @@ fn init_store(o: &LabOptions) -> Result<()> {
                 address: node_addr(i)?,
                 interface: "eth0".into(),
                 labels: Default::default(),
+                tunnel_address: None,
+                vxlan_mac: None,
             },
         )?;
     }

@@ -38,6 +38,32 @@ pub struct Node {
     pub interface: String,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// VXLAN mode: the node's tunnel address (the first address of its first block).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_address: Option<Ipv4Addr>,
+    /// VXLAN mode: the MAC address of the node's VXLAN device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vxlan_mac: Option<String>,
+}
+
+/// Name of each node's VXLAN device.
+pub const VXLAN_DEVICE: &str = "weft.vxlan";
+/// Calico's VXLAN network identifier.
+pub const VXLAN_VNI: u32 = 4096;
+/// The IANA VXLAN port.
+pub const VXLAN_PORT: u16 = 4789;
+/// Bytes VXLAN adds (outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14).
+pub const VXLAN_OVERHEAD: u32 = 50;
+
+/// The IPAM handle of a node's tunnel address.
+pub fn tunnel_handle(node: &str) -> String {
+    format!("vxlan-tunnel-addr-{node}")
+}
+
+/// A stable, locally administered MAC for a node's VXLAN device.
+pub fn vxlan_mac_for(node: &str) -> [u8; 6] {
+    let d = Sha256::digest(format!("weft-vxlan-{node}").as_bytes());
+    [0x66, d[0], d[1], d[2], d[3], d[4]]
 }
 
 fn default_iface() -> String {

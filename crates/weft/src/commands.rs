@@ -357,13 +357,19 @@ fn network(c: &Cluster, fmt: Format, cmd: NetworkCmd) -> Result<i32> {
     Ok(0)
 }
 
+/// Handles that must keep their addresses: every workload's, and every node's tunnel address.
 fn live_handles(c: &Cluster) -> Result<HashSet<String>> {
-    Ok(
+    let mut live: HashSet<String> =
         weft_store::list_json::<Workload>(c.store.as_ref(), keys::WORKLOADS)?
             .into_iter()
             .map(|(_, w, _)| w.ipam_handle())
-            .collect(),
-    )
+            .collect();
+    live.extend(
+        c.nodes()?
+            .iter()
+            .map(|n| weft_model::tunnel_handle(&n.name)),
+    );
+    Ok(live)
 }
 
 fn ipam(c: &Cluster, fmt: Format, cmd: IpamCmd) -> Result<i32> {
