@@ -223,6 +223,7 @@ pub fn run(c: &Cluster, node: &NodeRef, o: &RunOptions) -> Result<RunOutcome> {
         netns: netns_mode,
         tty: false,
         labels: o.labels.clone(),
+        ..Default::default()
     };
     let bd = bundle_dir.clone();
     undo.push("remove the bundle", move || {

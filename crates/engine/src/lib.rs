@@ -4,6 +4,7 @@
 mod cluster;
 mod container;
 mod network;
+pub mod resources;
 mod view;
 
 pub use cluster::{require_root, Cluster, NodeRef};

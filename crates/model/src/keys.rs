@@ -14,3 +14,14 @@ pub fn network(name: &str) -> String {
 pub fn workload(name: &str) -> String {
     format!("{WORKLOADS}{name}")
 }
+
+/// Policies of every kind: `/weft/policies/<kind>/<namespace or ->/<name>`.
+pub const POLICIES: &str = "/weft/policies/";
+
+pub fn policy(kind: &str, namespace: Option<&str>, name: &str) -> String {
+    format!(
+        "{POLICIES}{}/{}/{name}",
+        kind.to_ascii_lowercase(),
+        namespace.unwrap_or("-")
+    )
+}

@@ -83,8 +83,22 @@ pub enum Command {
     /// IP address management.
     #[command(subcommand)]
     Ipam(IpamCmd),
-    /// Show resources of the cluster.
+    /// Show resources of the cluster (node, network, workload, ippool, policy, globalpolicy).
     Get { kind: String, name: Option<String> },
+    /// Create or update resources from a YAML or JSON file (`-` reads standard input).
+    Apply {
+        #[arg(short = 'f', long = "filename", required = true)]
+        file: String,
+    },
+    /// Delete resources by kind and name, or those of a file.
+    Delete {
+        #[arg(short = 'f', long = "filename", conflicts_with_all = ["kind", "name"])]
+        file: Option<String>,
+        #[arg(required_unless_present = "file")]
+        kind: Option<String>,
+        #[arg(required_unless_present = "file")]
+        name: Option<String>,
+    },
     /// The node daemon (a lab starts one per node).
     Agent {
         /// Seconds between full resyncs.

@@ -227,6 +227,18 @@ fn cluster_command(c: &Cluster, node: Option<&str>, fmt: Format, cmd: Command) -
         Command::Rm { force, names } => each(&names, |n| weft_engine::remove(c, n, force)),
         Command::Ipam(i) => ipam(c, fmt, i),
         Command::Get { kind, name } => get(c, fmt, &kind, name.as_deref()),
+        Command::Apply { file } => {
+            let done = weft_engine::resources::apply(c, &read_input(&file)?)?;
+            print_applied(fmt, &done)
+        }
+        Command::Delete { file, kind, name } => {
+            let done = match (file, kind, name) {
+                (Some(f), _, _) => weft_engine::resources::delete_file(c, &read_input(&f)?)?,
+                (None, Some(k), Some(n)) => weft_engine::resources::delete(c, &k, &n)?,
+                _ => bail!("give KIND NAME or -f FILE"),
+            };
+            print_applied(fmt, &done)
+        }
         Command::Lab(_) | Command::Image(_) | Command::Agent { .. } | Command::Demo { .. } => {
             unreachable!("handled by dispatch")
         }
@@ -441,13 +453,64 @@ fn ipam(c: &Cluster, fmt: Format, cmd: IpamCmd) -> Result<i32> {
     }
 }
 
+/// A file's text, or standard input for `-`.
+fn read_input(file: &str) -> Result<String> {
+    if file == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .context("read standard input")?;
+        Ok(s)
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("read {file}"))
+    }
+}
+
+fn print_applied(fmt: Format, done: &[weft_engine::resources::Applied]) -> Result<i32> {
+    match fmt {
+        Format::Table => done.iter().for_each(|a| println!("{a}")),
+        _ => emit(fmt, done, || Table::new(&[]))?,
+    }
+    Ok(0)
+}
+
+fn get_policies(c: &Cluster, fmt: Format, kind: &str, name: Option<&str>) -> Result<i32> {
+    let found = weft_engine::resources::get_policies(c, kind, name)?;
+    match (fmt, name) {
+        (Format::Table, _) => {
+            let mut t = Table::new(&["NAME", "KIND", "NAMESPACE", "ORDER", "SELECTOR"]);
+            for r in &found {
+                let p = r.to_policy().ok().flatten();
+                t.row(vec![
+                    r.name().to_string(),
+                    r.kind().to_string(),
+                    r.namespace().unwrap_or("-").to_string(),
+                    p.as_ref()
+                        .and_then(|p| p.order)
+                        .map(|o| o.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    p.map(|p| p.selector.to_string()).unwrap_or_default(),
+                ]);
+            }
+            print!("{}", t.render());
+        }
+        (_, Some(_)) => emit(fmt, &found[0], || Table::new(&[]))?,
+        (_, None) => emit(fmt, &found, || Table::new(&[]))?,
+    }
+    Ok(0)
+}
+
 fn get(c: &Cluster, fmt: Format, kind: &str, name: Option<&str>) -> Result<i32> {
+    if weft_engine::resources::is_policy_kind(kind) {
+        return get_policies(c, fmt, kind, name);
+    }
     let (prefix, what) = match kind {
         "node" | "nodes" => (keys::NODES.to_string(), "node"),
         "network" | "networks" | "net" => (keys::NETWORKS.to_string(), "network"),
         "workload" | "workloads" | "wl" => (keys::WORKLOADS.to_string(), "workload"),
         "ippool" | "ippools" => (weft_ipam::keys::POOLS.to_string(), "ippool"),
-        other => bail!("unknown kind {other:?}; use node, network, workload or ippool"),
+        other => bail!(
+            "unknown kind {other:?}; use node, network, workload, ippool, policy or globalpolicy"
+        ),
     };
     let items: Vec<serde_json::Value> =
         weft_store::list_json::<serde_json::Value>(c.store.as_ref(), &prefix)?
