@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use tracing::{info, warn};
-use weft_dataplane::{apply, owned_routes, plan, vxlan, ClusterState, PlanInput};
+use weft_dataplane::{apply, owned_routes, plan, rules, vxlan, ClusterState, PlanInput};
 use weft_ipam::Ipam;
-use weft_model::{keys, ClusterConfig, Encap, Node, DEFAULT_POOL, VXLAN_DEVICE};
+use weft_model::{keys, AgentStatus, ClusterConfig, Encap, Node, DEFAULT_POOL, VXLAN_DEVICE};
 use weft_netlink::Handle;
+use weft_nft::{Backend, NetlinkBackend};
 use weft_store::Store;
 
 /// How the agent runs.
@@ -25,8 +26,9 @@ pub struct AgentOptions {
 /// Runs until killed. The calling thread must already be in the node's network namespace.
 pub fn run(store: &dyn Store, opts: &AgentOptions) -> Result<()> {
     let mut h = Handle::new().context("netlink socket in the node's namespace")?;
+    let mut nft = NetlinkBackend::new().context("nf_tables socket in the node's namespace")?;
     info!(node = %opts.node, "agent started");
-    let mut from = reconcile(store, &mut h, &opts.node)?;
+    let mut from = reconcile(store, &mut h, &mut nft, &opts.node)?;
     let mut last = Instant::now();
     let mut watch = store.watch("/weft/", from)?;
     loop {
@@ -35,7 +37,7 @@ pub fn run(store: &dyn Store, opts: &AgentOptions) -> Result<()> {
             Err(e) => {
                 warn!("watch failed ({e}); re-reading everything");
                 std::thread::sleep(Duration::from_millis(200));
-                from = reconcile(store, &mut h, &opts.node)?;
+                from = reconcile(store, &mut h, &mut nft, &opts.node)?;
                 watch = store.watch("/weft/", from)?;
                 continue;
             }
@@ -43,7 +45,7 @@ pub fn run(store: &dyn Store, opts: &AgentOptions) -> Result<()> {
         if events.is_empty() && last.elapsed() < opts.resync {
             continue;
         }
-        match reconcile(store, &mut h, &opts.node) {
+        match reconcile(store, &mut h, &mut nft, &opts.node) {
             Ok(rev) => from = rev.max(from),
             Err(e) => warn!("reconcile failed: {e:#}"),
         }
@@ -51,8 +53,33 @@ pub fn run(store: &dyn Store, opts: &AgentOptions) -> Result<()> {
     }
 }
 
-/// One pass: read, plan, apply. Returns the revision it planned from.
-pub fn reconcile(store: &dyn Store, h: &mut Handle, node: &str) -> Result<i64> {
+/// One pass: read, plan, apply, report. Returns the revision it planned from.
+pub fn reconcile(
+    store: &dyn Store,
+    h: &mut Handle,
+    nft: &mut NetlinkBackend,
+    node: &str,
+) -> Result<i64> {
+    let res = reconcile_once(store, h, nft, node);
+    let status = AgentStatus {
+        node: node.to_string(),
+        revision: *res.as_ref().unwrap_or(&0),
+        time: weft_model::now(),
+        pid: std::process::id(),
+        error: res.as_ref().err().map(|e| format!("{e:#}")),
+    };
+    if let Err(e) = weft_store::put_json(store, &keys::agent_status(node), &status) {
+        warn!("report status: {e}");
+    }
+    res
+}
+
+fn reconcile_once(
+    store: &dyn Store,
+    h: &mut Handle,
+    nft: &mut NetlinkBackend,
+    node: &str,
+) -> Result<i64> {
     let cfg: ClusterConfig = weft_store::get_json(store, keys::CONFIG)?
         .map(|(c, _)| c)
         .unwrap_or_default();
@@ -82,6 +109,16 @@ pub fn reconcile(store: &dyn Store, h: &mut Handle, node: &str) -> Result<i64> {
             vxlan::apply_peers(h, dev, &peers)?;
         }
     }
+    for w in &state.warnings {
+        warn!("{w}");
+    }
+    let table = rules::ruleset(&rules::RulesInput {
+        node,
+        networks: &state.networks,
+        workloads: &state.workloads,
+        policies: &state.policies,
+    });
+    nft.apply(&table).context("program table inet weft")?;
     let applied = apply(h, &current, &p)?;
     for r in &applied.added {
         info!(route = %r.dst, "route added");

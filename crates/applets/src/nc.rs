@@ -88,6 +88,61 @@ pub fn probe(addr: SocketAddr, timeout: Option<Duration>) -> io::Result<TcpStrea
     }
 }
 
+/// Like [`probe`], from a given local address (`-s`): bind, then connect within `timeout`.
+pub fn probe_from(
+    source: Ipv4Addr,
+    addr: SocketAddr,
+    timeout: Option<Duration>,
+) -> io::Result<TcpStream> {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let SocketAddr::V4(dst) = addr else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "IPv4 only"));
+    };
+    let fd = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Stream,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    nix::sys::socket::bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &nix::sys::socket::SockaddrIn::from(std::net::SocketAddrV4::new(source, 0)),
+    )?;
+    // SAFETY: `fd` is a fresh, owned TCP socket handed over to the TcpStream.
+    let stream = unsafe { TcpStream::from_raw_fd(fd.into_raw_fd()) };
+    let Some(t) = timeout.filter(|t| !t.is_zero()) else {
+        nix::sys::socket::connect(
+            std::os::fd::AsRawFd::as_raw_fd(&stream),
+            &nix::sys::socket::SockaddrIn::from(dst),
+        )?;
+        return Ok(stream);
+    };
+    stream.set_nonblocking(true)?;
+    match nix::sys::socket::connect(
+        std::os::fd::AsRawFd::as_raw_fd(&stream),
+        &nix::sys::socket::SockaddrIn::from(dst),
+    ) {
+        Ok(()) | Err(nix::errno::Errno::EINPROGRESS) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut fds = [nix::poll::PollFd::new(
+        std::os::fd::AsFd::as_fd(&stream),
+        nix::poll::PollFlags::POLLOUT,
+    )];
+    let ms = u16::try_from(t.as_millis()).unwrap_or(u16::MAX);
+    if nix::poll::poll(&mut fds, ms)? == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "Connection timed out",
+        ));
+    }
+    if let Some(e) = stream.take_error()? {
+        return Err(e);
+    }
+    stream.set_nonblocking(false)?;
+    Ok(stream)
+}
+
 fn resolve(host: &str) -> Result<IpAddr, String> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(ip);
@@ -144,7 +199,11 @@ fn connect_mode(cfg: &Config) -> Result<i32, String> {
         }
         return udp_session(s, None, cfg.timeout).map(|_| 0);
     }
-    let s = match probe(addr, cfg.timeout) {
+    let connected = match cfg.source {
+        Some(IpAddr::V4(src)) => probe_from(src, addr, cfg.timeout),
+        _ => probe(addr, cfg.timeout),
+    };
+    let s = match connected {
         Ok(s) => s,
         Err(e) => {
             if cfg.verbose || !cfg.zero {

@@ -9,6 +9,7 @@
 
 pub mod endpoint;
 mod plan;
+pub mod rules;
 mod state;
 pub mod vxlan;
 

@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 use weft_ipam::Block;
+use weft_model::policy::{NormalizedPolicy, Resource};
 use weft_model::{keys, Network, Node, Workload};
 use weft_store::{Revision, Store};
 
@@ -13,6 +14,9 @@ pub struct ClusterState {
     pub networks: Vec<Network>,
     pub workloads: Vec<Workload>,
     pub blocks: Vec<Block>,
+    /// Every policy, normalized; records that do not decode are in `warnings`.
+    pub policies: Vec<NormalizedPolicy>,
+    pub warnings: Vec<String>,
 }
 
 impl ClusterState {
@@ -37,6 +41,15 @@ impl ClusterState {
             } else if k.starts_with(keys::WORKLOADS) {
                 st.workloads
                     .push(serde_json::from_slice(&kv.value).with_context(parse)?);
+            } else if k.starts_with(keys::POLICIES) {
+                let decoded = serde_json::from_slice::<Resource>(&kv.value)
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.to_policy().map_err(|e| e.to_string()));
+                match decoded {
+                    Ok(Some(p)) => st.policies.push(p),
+                    Ok(None) => {}
+                    Err(e) => st.warnings.push(format!("policy {k} ignored: {e}")),
+                }
             } else if k.starts_with(weft_ipam::keys::BLOCKS) {
                 st.blocks
                     .push(serde_json::from_slice(&kv.value).with_context(parse)?);

@@ -11,7 +11,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use weft_dataplane::endpoint::{self, Endpoint};
 use weft_image::{Image, ImageStore};
 use weft_ipam::Ipam;
-use weft_model::{host_iface_name, keys, paths, validate_name, Encap, Network, Workload};
+use weft_model::{
+    host_iface_name, keys, paths, validate_name, AgentStatus, Encap, Network, Workload,
+};
 use weft_netlink::{Handle, Netns};
 use weft_runtime::{Bundle, NsMode, RunSpec};
 
@@ -159,6 +161,7 @@ pub fn run(c: &Cluster, node: &NodeRef, o: &RunOptions) -> Result<RunOutcome> {
     });
 
     let mut workload = workload;
+    let mut programmed_from = 0;
     let ipam = Ipam::new(store);
     if shared_with.is_none() {
         let handle = workload.ipam_handle();
@@ -173,7 +176,7 @@ pub fn run(c: &Cluster, node: &NodeRef, o: &RunOptions) -> Result<RunOutcome> {
         undo.push("release the address", move || {
             ipam2.release(&h2).map(|_| ()).map_err(Into::into)
         });
-        weft_store::put_json(store, &key, &workload)?;
+        programmed_from = weft_store::put_json(store, &key, &workload)?;
     }
 
     // Bundle: config.json + upper layer with the container's own /etc files.
@@ -278,6 +281,9 @@ pub fn run(c: &Cluster, node: &NodeRef, o: &RunOptions) -> Result<RunOutcome> {
         });
     }
 
+    if programmed_from > 0 {
+        wait_for_agent(c, &node.node.name, programmed_from);
+    }
     weft_runtime::start(&root, &id).with_context(|| format!("start container {name}"))?;
     undo.disarm();
 
@@ -297,6 +303,33 @@ pub fn run(c: &Cluster, node: &NodeRef, o: &RunOptions) -> Result<RunOutcome> {
         view: ContainerView::new(&workload, rt.as_ref()),
         exit_code,
     })
+}
+
+/// Waits until the node's agent has programmed the node from `revision` or later, so the new
+/// workload's rules are in the kernel when it starts. An agent that does not answer in time
+/// gets a warning, not a failure: the workload runs, fail-closed, until its agent catches up.
+fn wait_for_agent(c: &Cluster, node: &str, revision: i64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let key = keys::agent_status(node);
+    loop {
+        let status = weft_store::get_json::<AgentStatus>(c.store.as_ref(), &key);
+        if let Ok(Some((st, _))) = status {
+            if st.revision >= revision {
+                if let Some(e) = st.error {
+                    eprintln!("weft: warning: the agent of node {node} reports: {e}");
+                }
+                return;
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            eprintln!(
+                "weft: warning: the agent of node {node} has not programmed revision {revision} \
+                 after 10 s; is it running? (weft doctor)"
+            );
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 fn ignore_missing(e: std::io::Error) -> std::io::Result<()> {

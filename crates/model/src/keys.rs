@@ -25,3 +25,10 @@ pub fn policy(kind: &str, namespace: Option<&str>, name: &str) -> String {
         namespace.unwrap_or("-")
     )
 }
+
+/// What each node's agent reports (outside `/weft/`, so agents do not wake themselves).
+pub const AGENT_STATUS: &str = "/status/agents/";
+
+pub fn agent_status(node: &str) -> String {
+    format!("{AGENT_STATUS}{node}")
+}

@@ -46,6 +46,21 @@ pub struct Node {
     pub vxlan_mac: Option<String>,
 }
 
+/// What a node's agent last did, written by the agent after each reconcile.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    pub node: String,
+    /// Store revision the node's kernel state was last computed from.
+    pub revision: i64,
+    /// Unix seconds of that reconcile.
+    pub time: u64,
+    /// The agent's process id.
+    pub pid: u32,
+    /// Set when the last reconcile failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// Name of each node's VXLAN device.
 pub const VXLAN_DEVICE: &str = "weft.vxlan";
 /// Calico's VXLAN network identifier.

@@ -98,7 +98,8 @@ fn s9_node_to_pod_source_address() {
         return;
     }
     let lab = Lab::up_with(&["master", "slave1"], &["--encap", "vxlan"]);
-    lab.ok(&["network", "create", "net1"]);
+    // Seed 001 is Kubernetes: other hosts may reach pods (isolation none).
+    lab.ok(&["network", "create", "net1", "--isolation", "none"]);
     lab.run("master", "local", "net1");
     lab.run("slave1", "remote", "net1");
     let weft = env!("CARGO_BIN_EXE_weft");

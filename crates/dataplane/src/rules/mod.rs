@@ -1,0 +1,331 @@
+//! The node's nftables table, `table inet weft`, from the store: profiles, policies, conntrack
+//! and the wiring that reaches each endpoint's chains, in the spirit of Calico's Felix but with
+//! sets and verdict maps instead of linear chains.
+//!
+//! ```text
+//! forward (filter): ct invalid → drop; established,related → accept;
+//!                   iif cali* → jump from-wl; oif cali* → jump to-wl
+//! input   (filter): ct …; iif cali* → jump from-wl, then drop (workload → its host)
+//! from-wl:  iifname vmap @wl-from  (goto fw_<if>), unknown cali* → drop (fail closed)
+//! to-wl:    oifname vmap @wl-to    (goto tw_<if>), unknown cali* → drop
+//! fw_<if>:  anti-spoofing; egress policies in order; profile → mark ALLOW and return
+//! tw_<if>:  ingress policies in order; profile (same network, or open) → accept
+//! pi_/pe_<policy>: the policy's rules; Allow / Pass set a mark and return, Deny drops
+//! ```
+//!
+//! Endpoints are keyed by interface *name*, so the table can be programmed before the veth
+//! exists and a new workload is covered from its first packet.
+
+mod policy;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+use weft_model::policy::{endpoint_labels, sort_policies, NormalizedPolicy, PolicyType};
+use weft_model::{Isolation, Network, Workload};
+use weft_nft::{
+    BaseChain, Chain, CtStates, Expr, Hook, KeyType, Map, MarkSet, Policy, Rule, Set, Table, Value,
+    Verdict,
+};
+
+pub use policy::SelectorSets;
+
+/// Name of weft's table (family inet).
+pub const TABLE: &str = "weft";
+/// Mark bit: a policy or profile allowed the packet in this direction.
+pub const MARK_ALLOW: u32 = 0x10000;
+/// Mark bit: a policy said Pass (skip to the profile).
+pub const MARK_PASS: u32 = 0x20000;
+/// Prefix of workload interfaces.
+pub const WORKLOAD_IFACE_GLOB: &str = "cali*";
+
+/// The namespace every workload lives in (weft has one, like Docker).
+pub const NAMESPACE: &str = "default";
+
+/// What the ruleset of one node is made from.
+pub struct RulesInput<'a> {
+    pub node: &'a str,
+    pub networks: &'a [Network],
+    pub workloads: &'a [Workload],
+    pub policies: &'a [NormalizedPolicy],
+}
+
+/// Labels a workload is selected by (its own, plus its namespace's).
+pub fn labels_of(w: &Workload) -> BTreeMap<String, String> {
+    endpoint_labels(NAMESPACE, &w.labels)
+}
+
+fn chain_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Chain of a workload's egress (traffic from it).
+pub fn from_chain(iface: &str) -> String {
+    format!("fw_{iface}")
+}
+/// Chain of a workload's ingress (traffic to it).
+pub fn to_chain(iface: &str) -> String {
+    format!("tw_{iface}")
+}
+fn profile_chain(dir: PolicyType, network: &str) -> String {
+    match dir {
+        PolicyType::Ingress => format!("prof_in_{}", chain_safe(network)),
+        PolicyType::Egress => format!("prof_out_{}", chain_safe(network)),
+    }
+}
+fn network_set(network: &str) -> String {
+    format!("net_{}", chain_safe(network))
+}
+
+fn mark_is(bit: u32) -> Expr {
+    Expr::MarkMasked {
+        mask: bit,
+        op: weft_nft::CmpOp::Eq,
+        value: bit,
+    }
+}
+
+fn rule(exprs: Vec<Expr>, comment: &str) -> Rule {
+    Rule::new(exprs).with_comment(comment)
+}
+
+/// Builds the node's whole table.
+pub fn ruleset(input: &RulesInput) -> Table {
+    let mut t = Table::new(TABLE);
+    let mut policies: Vec<&NormalizedPolicy> = input.policies.iter().collect();
+    policies.sort_by(|a, b| a.cmp_order(b));
+    let mut sets = SelectorSets::new(input.workloads);
+
+    let local: Vec<&Workload> = input
+        .workloads
+        .iter()
+        .filter(|w| w.node == input.node && w.ip.is_some() && !w.host_iface.is_empty())
+        .collect();
+
+    // Profiles: one set of members per network (all nodes), and its two chains.
+    for net in input.networks {
+        let members: BTreeSet<Ipv4Addr> = input
+            .workloads
+            .iter()
+            .filter(|w| w.network == net.name)
+            .filter_map(|w| w.ip)
+            .collect();
+        t.sets.push(Set::new(
+            &network_set(&net.name),
+            KeyType::Ipv4Addr,
+            members.into_iter().map(Value::from).collect(),
+        ));
+        let ingress = match net.isolation {
+            Isolation::Network => vec![
+                rule(
+                    vec![
+                        Expr::in_set(&[weft_nft::Field::IpSaddr], &network_set(&net.name)),
+                        Expr::accept(),
+                    ],
+                    &format!("profile {}: from the same network", net.name),
+                ),
+                rule(
+                    vec![Expr::counter(), Expr::drop()],
+                    &format!("profile {}: not from the same network", net.name),
+                ),
+            ],
+            Isolation::None => vec![rule(
+                vec![Expr::accept()],
+                &format!("profile {}: isolation none", net.name),
+            )],
+        };
+        t.chains.push(Chain::regular(
+            &profile_chain(PolicyType::Ingress, &net.name),
+            ingress,
+        ));
+        t.chains.push(Chain::regular(
+            &profile_chain(PolicyType::Egress, &net.name),
+            vec![rule(
+                vec![Expr::SetMark(MarkSet::Or(MARK_ALLOW)), Expr::ret()],
+                &format!("profile {}: egress open", net.name),
+            )],
+        ));
+    }
+
+    // Policy chains, for the policies that select a local endpoint.
+    let mut used: BTreeSet<(String, PolicyType)> = BTreeSet::new();
+    let mut wl_from = vec![];
+    let mut wl_to = vec![];
+    for w in &local {
+        let labels = labels_of(w);
+        let mine: Vec<&NormalizedPolicy> = policies
+            .iter()
+            .copied()
+            .filter(|p| p.selector.matches(&labels))
+            .collect();
+        for dir in [PolicyType::Egress, PolicyType::Ingress] {
+            let applying: Vec<&NormalizedPolicy> =
+                mine.iter().copied().filter(|p| p.governs(dir)).collect();
+            for p in &applying {
+                used.insert((p.key(), dir));
+            }
+            let chain = endpoint_chain(w, dir, &applying);
+            match dir {
+                PolicyType::Egress => wl_from.push((
+                    Value::Ifname(w.host_iface.clone()),
+                    Verdict::Goto(chain.name.clone()),
+                )),
+                PolicyType::Ingress => wl_to.push((
+                    Value::Ifname(w.host_iface.clone()),
+                    Verdict::Goto(chain.name.clone()),
+                )),
+            }
+            t.chains.push(chain);
+        }
+    }
+    for p in &policies {
+        for dir in [PolicyType::Ingress, PolicyType::Egress] {
+            if used.contains(&(p.key(), dir)) {
+                t.chains.push(policy::policy_chain(p, dir, &mut sets));
+            }
+        }
+    }
+    t.sets.extend(sets.into_sets());
+    t.maps
+        .push(Map::verdicts("wl-from", KeyType::Ifname, wl_from));
+    t.maps.push(Map::verdicts("wl-to", KeyType::Ifname, wl_to));
+
+    // Dispatch.
+    let glob = || Value::Ifname(WORKLOAD_IFACE_GLOB.into());
+    t.chains.push(Chain::regular(
+        "from-wl",
+        vec![
+            Rule::new(vec![Expr::vmap(&[weft_nft::Field::Iifname], "wl-from")]),
+            rule(
+                vec![Expr::counter(), Expr::drop()],
+                "unknown workload interface (fail closed)",
+            ),
+        ],
+    ));
+    t.chains.push(Chain::regular(
+        "to-wl",
+        vec![
+            Rule::new(vec![Expr::vmap(&[weft_nft::Field::Oifname], "wl-to")]),
+            rule(
+                vec![Expr::counter(), Expr::drop()],
+                "unknown workload interface (fail closed)",
+            ),
+        ],
+    ));
+    let conntrack = || {
+        vec![
+            rule(
+                vec![
+                    Expr::ct_state(CtStates::INVALID),
+                    Expr::counter(),
+                    Expr::drop(),
+                ],
+                "conntrack: invalid",
+            ),
+            rule(
+                vec![
+                    Expr::ct_state(CtStates(CtStates::ESTABLISHED.0 | CtStates::RELATED.0)),
+                    Expr::accept(),
+                ],
+                "conntrack: established or related",
+            ),
+        ]
+    };
+    let mut forward = conntrack();
+    forward.push(Rule::new(vec![
+        Expr::eq(weft_nft::Field::Iifname, glob()),
+        Expr::jump("from-wl"),
+    ]));
+    forward.push(Rule::new(vec![
+        Expr::eq(weft_nft::Field::Oifname, glob()),
+        Expr::jump("to-wl"),
+    ]));
+    t.chains.push(Chain::base(
+        "forward",
+        BaseChain::filter(Hook::Forward, 0, Policy::Accept),
+        forward,
+    ));
+    let mut inp = conntrack();
+    inp.push(Rule::new(vec![
+        Expr::eq(weft_nft::Field::Iifname, glob()),
+        Expr::jump("from-wl"),
+    ]));
+    inp.push(rule(
+        vec![
+            Expr::eq(weft_nft::Field::Iifname, glob()),
+            Expr::counter(),
+            Expr::drop(),
+        ],
+        "workload to its own host",
+    ));
+    t.chains.push(Chain::base(
+        "input",
+        BaseChain::filter(Hook::Input, 0, Policy::Accept),
+        inp,
+    ));
+    t
+}
+
+/// `fw_<if>` or `tw_<if>`: anti-spoofing (egress), the endpoint's policies in order, then the
+/// profile of its network.
+fn endpoint_chain(w: &Workload, dir: PolicyType, applying: &[&NormalizedPolicy]) -> Chain {
+    let mut rules = vec![];
+    let ip = w.ip.expect("local workloads have an address");
+    if dir == PolicyType::Egress {
+        rules.push(rule(
+            vec![
+                Expr::ne(weft_nft::Field::IpSaddr, ip),
+                Expr::counter(),
+                Expr::drop(),
+            ],
+            &format!("anti-spoofing: {} sends only from {ip}", w.name),
+        ));
+    }
+    rules.push(Rule::new(vec![Expr::SetMark(MarkSet::And(
+        !(MARK_ALLOW | MARK_PASS),
+    ))]));
+    let profile = profile_chain(dir, &w.network);
+    let on_allow = match dir {
+        PolicyType::Ingress => Expr::accept(),
+        PolicyType::Egress => Expr::ret(),
+    };
+    for p in applying {
+        rules.push(Rule::new(vec![Expr::jump(&policy::policy_chain_name(
+            p, dir,
+        ))]));
+        rules.push(rule(
+            vec![mark_is(MARK_ALLOW), on_allow.clone()],
+            &format!("allowed by policy {}", p.key()),
+        ));
+        rules.push(rule(
+            vec![mark_is(MARK_PASS), Expr::goto(&profile)],
+            &format!("passed by policy {}", p.key()),
+        ));
+    }
+    if applying.is_empty() {
+        rules.push(Rule::new(vec![Expr::goto(&profile)]));
+    } else {
+        rules.push(rule(
+            vec![Expr::counter(), Expr::drop()],
+            "no policy allowed it (end of tier)",
+        ));
+    }
+    let name = match dir {
+        PolicyType::Ingress => to_chain(&w.host_iface),
+        PolicyType::Egress => from_chain(&w.host_iface),
+    };
+    Chain::regular(&name, rules)
+}
+
+/// Sorts policies in place into application order (re-exported for callers that list them).
+pub fn order(policies: &mut [NormalizedPolicy]) {
+    sort_policies(policies)
+}
