@@ -222,7 +222,12 @@ pub fn run(c: &Cluster, node: &NodeRef, o: &RunOptions) -> Result<RunOutcome> {
             .clone()
             .unwrap_or_else(|| "/".into()),
         hostname: hostname.clone(),
-        rootfs_lower: vec![image.rootfs.clone()],
+        rootfs_lower: if image.layers.is_empty() {
+            vec![image.rootfs.clone()]
+        } else {
+            image.layers.clone()
+        },
+        user: image.config.user.clone().filter(|u| !u.is_empty()),
         netns: netns_mode,
         tty: false,
         labels: o.labels.clone(),

@@ -163,6 +163,7 @@ pub fn write_meta(
         size: tree_size(&dir.join(ROOTFS_DIR)),
         config,
         source,
+        layers: vec![final_dir.join(ROOTFS_DIR)],
     };
     let json = serde_json::to_string_pretty(&img).context("encoding image metadata")?;
     let p = dir.join(META_FILE);
@@ -224,6 +225,7 @@ pub fn build_from_host(store: &ImageStore, name: &str, paths: &[PathBuf]) -> Res
         cmd: vec![first],
         entrypoint: Vec::new(),
         working_dir: Some("/".to_string()),
+        user: None,
     };
     let source = format!(
         "host: {}",

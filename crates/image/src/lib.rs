@@ -7,10 +7,12 @@
 mod atomic;
 mod build;
 pub mod elf;
+mod import;
 pub mod rootfs;
 mod toolbox;
 
 pub use elf::elf_dependencies;
+pub use import::ArchiveFormat;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -37,6 +39,9 @@ pub struct ImageConfig {
     /// Working directory (None means `/`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,
+    /// User to run as (`uid[:gid]` or a name from the image's /etc/passwd); None means root.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 /// An image in the store.
@@ -54,6 +59,11 @@ pub struct Image {
     pub config: ImageConfig,
     /// Where it came from, for people (`host: /bin/cat`, `toolbox: ...`).
     pub source: String,
+    /// The read-only layers of its root filesystem, topmost FIRST (overlayfs `lowerdir`
+    /// order): `[rootfs]` for images built here, the extracted layers (stored once by digest
+    /// under `<root>/layers/sha256/`) for imported ones.
+    #[serde(default)]
+    pub layers: Vec<PathBuf>,
 }
 
 /// Checks an image name: `[a-z0-9][a-z0-9_.-]*`, at most 128 characters.
@@ -144,7 +154,9 @@ impl ImageStore {
     /// but the engine should refuse to remove an image in use).
     pub fn remove(&self, name: &str) -> Result<()> {
         validate_name(name)?;
-        atomic::remove_dir_atomically(&self.images_dir(), &self.image_dir(name), name)
+        atomic::remove_dir_atomically(&self.images_dir(), &self.image_dir(name), name)?;
+        // Layers of imported images that no image uses any more go too.
+        import::gc_layers(self)
     }
 
     /// Builds (or atomically replaces) the image `name` from host programs: each program and
@@ -186,7 +198,14 @@ fn read_image(dir: &Path, name: &str) -> Result<Option<Image>> {
         )
     })?;
     img.name = name.to_string();
-    img.rootfs = dir.join(ROOTFS_DIR);
+    if img.layers.is_empty() || dir.join(ROOTFS_DIR).is_dir() {
+        // Built here: one layer, the image's own rootfs (wherever the store now lives).
+        img.rootfs = dir.join(ROOTFS_DIR);
+        img.layers = vec![img.rootfs.clone()];
+    } else {
+        // Imported: the topmost layer stands for `rootfs` (complete only for one layer).
+        img.rootfs = img.layers[0].clone();
+    }
     Ok(Some(img))
 }
 

@@ -77,6 +77,7 @@ pub fn ensure(store: &ImageStore, weft_exe: &Path) -> Result<Image> {
         cmd: vec!["/bin/sh".to_string()],
         entrypoint: Vec::new(),
         working_dir: Some("/".to_string()),
+        user: None,
     };
     build::write_meta(&scratch.path, &dir, TOOLBOX, config, source)?;
     // Should another builder (one not sharing our lock) have won, keep its image if it is

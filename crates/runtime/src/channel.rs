@@ -5,7 +5,7 @@
 //! end is close-on-exec). Shim → init: one byte `G` = go (exec now).
 
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 
 /// What the init said.
 #[derive(Debug, PartialEq, Eq)]
@@ -74,10 +74,6 @@ impl Reporter {
     pub fn error(&mut self, msg: &str) {
         self.send(&format!("error {msg}"));
     }
-    /// The raw fd, to be closed by the init.
-    pub fn raw(&self) -> Option<RawFd> {
-        self.0.as_ref().map(|f| f.as_raw_fd())
-    }
 }
 
 /// Parses the shim's report: `Ok(pid)` or `Err(message)`.
@@ -102,6 +98,7 @@ pub(crate) fn parse_report(text: &str) -> Result<i32, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
 
     #[test]
     fn frames_round_trip() {

@@ -1,27 +1,35 @@
 //! Running another process in a running container (`weft exec`).
 //!
-//! The caller forks; the child joins the container's namespaces (setns ipc, uts, net, pid,
-//! mnt via `/proc/<pid>/ns/*`), forks again so the grandchild is inside the pid namespace,
-//! and the grandchild chdirs to / and execs. Everything is prepared before the first fork,
-//! so the children only make system calls: `exec` is safe to call from a multi-threaded
-//! process, and the caller's own namespaces are never changed.
+//! The caller forks; the child joins the container's cgroup (writing 0 to its
+//! `cgroup.procs` files) and namespaces (setns through `/proc/<pid>/ns/*`, the user
+//! namespace last), forks again so the grandchild is inside the pid namespace, and the
+//! grandchild takes its terminal, chdirs, applies the container's security settings
+//! (user, capabilities, no_new_privs, seccomp) and execs. Everything is prepared before
+//! the first fork, so the children only make system calls: `exec` is safe to call from a
+//! multi-threaded process, and the caller's own namespaces are never changed.
 
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
+use crate::cgroups::Cgroup;
 use crate::error::{io_ctx, Error, Result};
 use crate::ops::state;
 use crate::process::ExecArgs;
+use crate::security::{user, Security, Step};
 use crate::state::Status;
+use crate::tty;
 
-/// Namespaces joined, in order (mnt last: after it, /proc paths of the host are gone).
-const NAMESPACES: &[&str] = &["ipc", "uts", "net", "pid", "mnt"];
+/// Namespaces joined, in order: mnt after the others (after it, /proc paths of the host
+/// are gone), user last (joining it first would lose the right to join the others).
+const NAMESPACES: &[&str] = &["ipc", "uts", "net", "pid", "cgroup", "mnt", "user"];
 
 /// Standard streams for [`exec_with`]; `None` inherits the caller's.
 #[derive(Clone, Copy, Debug, Default)]
@@ -34,93 +42,219 @@ pub struct ExecIo<'a> {
     pub stderr: Option<BorrowedFd<'a>>,
 }
 
+/// What to run with [`exec_with_options`].
+#[derive(Clone, Debug, Default)]
+pub struct ExecOptions<'a> {
+    /// The command and its arguments (`args[0]` looked up in the container's `PATH`).
+    pub args: Vec<String>,
+    /// `KEY=VALUE` added to (or replacing in) the container's environment.
+    pub env: Vec<String>,
+    /// `uid[:gid]` or `name[:group]` from the container's /etc/passwd; `None`: the
+    /// container's user.
+    pub user: Option<String>,
+    /// Working directory; `None`: the container's.
+    pub cwd: Option<String>,
+    /// Run on a new terminal of the container, proxied to `io.stdin`/`io.stdout` (the
+    /// caller's by default; put in raw mode when it is a terminal).
+    pub tty: bool,
+    /// Standard streams.
+    pub io: ExecIo<'a>,
+}
+
 /// Runs `args` in the running container `id` with the container's environment plus `env`
 /// (`KEY=VALUE`, overriding), the caller's stdio, and returns its exit code (128+signal if
-/// killed). `tty`: the process shares the caller's terminal (no new pty yet).
-pub fn exec(
-    root: &std::path::Path,
-    id: &str,
-    args: &[String],
-    env: &[String],
-    tty: bool,
-) -> Result<i32> {
-    let _ = tty;
-    exec_with(root, id, args, env, ExecIo::default())
+/// killed). With `tty` the process gets a new terminal of the container, connected to
+/// the caller's stdin and stdout.
+pub fn exec(root: &Path, id: &str, args: &[String], env: &[String], tty: bool) -> Result<i32> {
+    exec_with_options(
+        root,
+        id,
+        &ExecOptions {
+            args: args.to_vec(),
+            env: env.to_vec(),
+            tty,
+            ..ExecOptions::default()
+        },
+    )
 }
 
 /// [`exec`] with explicit standard streams.
 pub fn exec_with(
-    root: &std::path::Path,
+    root: &Path,
     id: &str,
     args: &[String],
     env: &[String],
     io: ExecIo<'_>,
 ) -> Result<i32> {
+    exec_with_options(
+        root,
+        id,
+        &ExecOptions {
+            args: args.to_vec(),
+            env: env.to_vec(),
+            io,
+            ..ExecOptions::default()
+        },
+    )
+}
+
+/// Everything the forked children need, prepared in advance.
+struct Prepared {
+    ns: Vec<File>,
+    cgroup_procs: Vec<File>,
+    exec: ExecArgs,
+    security: Security,
+    cwd: std::ffi::CString,
+    pty: Option<tty::Pty>,
+}
+
+/// [`exec`] with every option.
+pub fn exec_with_options(root: &Path, id: &str, opts: &ExecOptions<'_>) -> Result<i32> {
+    let cerr = |msg: String| Error::Container {
+        id: id.to_string(),
+        msg,
+    };
+    let not_running = |status| Error::WrongStatus {
+        id: id.to_string(),
+        op: "exec in",
+        status,
+        hint: "; exec needs a running container",
+    };
     let st = state(root, id)?;
     if st.status != Status::Running || !st.pid_alive() {
-        return Err(Error::WrongStatus {
-            id: id.to_string(),
-            op: "exec in",
-            status: if st.status == Status::Running {
-                Status::Stopped
-            } else {
-                st.status
-            },
-            hint: "; exec needs a running container",
-        });
+        return Err(not_running(if st.status == Status::Running {
+            Status::Stopped
+        } else {
+            st.status
+        }));
     }
-    let mut ns_files = Vec::new();
-    for ns in NAMESPACES {
-        let p = format!("/proc/{}/ns/{ns}", st.pid);
-        ns_files.push(File::open(&p).map_err(io_ctx(format!("open {p} of container {id}")))?);
+    let mut ns = Vec::new();
+    for name in NAMESPACES {
+        let theirs = format!("/proc/{}/ns/{name}", st.pid);
+        let ours = format!("/proc/self/ns/{name}");
+        let (Ok(a), Ok(b)) = (std::fs::metadata(&theirs), std::fs::metadata(&ours)) else {
+            continue; // a namespace type this kernel does not have
+        };
+        if a.ino() != b.ino() || a.dev() != b.dev() {
+            ns.push(
+                File::open(&theirs).map_err(io_ctx(format!("open {theirs} of container {id}")))?,
+            );
+        }
     }
-    // The namespaces were opened from the right process only if it is still the same one.
-    if !st.pid_alive() {
-        return Err(Error::WrongStatus {
-            id: id.to_string(),
-            op: "exec in",
-            status: Status::Stopped,
-            hint: "",
-        });
-    }
-    let base_env = crate::bundle::Bundle {
+    let croot = PathBuf::from(format!("/proc/{}/root", st.pid));
+    let spec = crate::bundle::Bundle {
         dir: st.bundle.clone(),
     }
     .spec()
-    .ok()
-    .and_then(|s| s.process().as_ref().and_then(|p| p.env().clone()))
-    .unwrap_or_default();
-    let env = merge_env(&base_env, env);
-    let prepared = ExecArgs::new(args, &env).map_err(|msg| Error::Container {
-        id: id.to_string(),
-        msg,
-    })?;
-    let ns_fds: Vec<RawFd> = ns_files.iter().map(|f| f.as_raw_fd()).collect();
+    .map_err(|e| cerr(format!("{e:#}")))?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| cerr("config.json has no process".into()))?;
+    let mut security = Security::from_spec(process, spec.linux().as_ref()).map_err(cerr)?;
+    if let Some(u) = &opts.user {
+        let r = user::resolve(u, std::slice::from_ref(&croot))
+            .map_err(|e| cerr(format!("user {u:?}: {e}")))?;
+        security.uid = r.uid;
+        security.gid = r.gid;
+        security.groups = r.additional_gids;
+    }
+    let cwd = match &opts.cwd {
+        Some(c) if !c.starts_with('/') => {
+            return Err(cerr(format!("working directory {c:?} must be absolute")))
+        }
+        Some(c) => c.clone(),
+        None => process.cwd().display().to_string(),
+    };
+    let mut cgroup_procs = Vec::new();
+    if let Some(path) = &st.cgroup {
+        let cg = Cgroup::open(path).map_err(cerr)?;
+        for f in cg.procs_files() {
+            cgroup_procs.push(
+                File::options()
+                    .write(true)
+                    .open(&f)
+                    .map_err(io_ctx(format!("open {} of container {id}", f.display())))?,
+            );
+        }
+    }
+    let pty = if opts.tty {
+        let inside = croot.join("dev/pts/ptmx");
+        Some(
+            tty::open_pty(&inside)
+                .or_else(|_| tty::open_pty(Path::new("/dev/ptmx")))
+                .map_err(|e| cerr(format!("allocate a terminal: {}", e.desc())))?,
+        )
+    } else {
+        None
+    };
+    // The namespaces were opened from the right process only if it is still the same one.
+    if !st.pid_alive() {
+        return Err(not_running(Status::Stopped));
+    }
+    let base_env = process.env().clone().unwrap_or_default();
+    let env = merge_env(&base_env, &opts.env);
+    let prepared = Prepared {
+        ns,
+        cgroup_procs,
+        exec: ExecArgs::new(&opts.args, &env).map_err(cerr)?,
+        security,
+        cwd: std::ffi::CString::new(cwd.clone())
+            .map_err(|_| cerr(format!("working directory {cwd:?} contains a NUL byte")))?,
+        pty,
+    };
+    run(id, prepared, opts, &cwd)
+}
+
+/// Forks, waits, and turns a failure report into an error.
+fn run(id: &str, mut p: Prepared, opts: &ExecOptions<'_>, cwd: &str) -> Result<i32> {
+    let io = opts.io;
     let stdio = [io.stdin, io.stdout, io.stderr].map(|f| f.map(|f| f.as_raw_fd()));
     let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io_ctx("create a pipe"))?;
-
     // SAFETY: the child only makes async-signal-safe system calls (see `exec_child`).
     let child = match unsafe { nix::unistd::fork() } {
-        Ok(nix::unistd::ForkResult::Child) => {
-            exec_child(&ns_fds, stdio, &prepared, err_w.as_raw_fd())
-        }
+        Ok(nix::unistd::ForkResult::Child) => exec_child(&p, stdio, err_w.as_raw_fd()),
         Ok(nix::unistd::ForkResult::Parent { child }) => child,
         Err(e) => return Err(io_ctx(format!("fork to exec in container {id}"))(e)),
     };
     drop(err_w);
-    drop(ns_files);
+    let code = match p.pty.take() {
+        Some(pty) => {
+            // The child has its own copy of the slave: the master sees the end of the
+            // terminal when the process and its children are gone.
+            drop(pty.slave);
+            let input = stdio[0].unwrap_or(0);
+            let output = stdio[1].unwrap_or(1);
+            if tty::is_tty(input) {
+                tty::copy_winsize(input, pty.master.as_raw_fd());
+            } else if tty::is_tty(output) {
+                tty::copy_winsize(output, pty.master.as_raw_fd());
+            }
+            let _raw = tty::RawMode::enter(input);
+            tty::proxy(&pty.master, input, output, child)
+        }
+        None => wait_code(child),
+    };
     let mut report = Vec::new();
     let _ = File::from(err_r).read_to_end(&mut report);
-    let code = wait_code(child);
-    if report.len() >= 5 {
+    if report.len() >= 6 {
         let errno = Errno::from_raw(i32::from_le_bytes([
-            report[1], report[2], report[3], report[4],
+            report[2], report[3], report[4], report[5],
         ]));
         let msg = match report[0] {
-            b'x' => prepared.error_message(errno),
+            b'x' => p.exec.error_message(errno),
             b'n' => format!("join the namespaces of the container: {}", errno.desc()),
-            b'c' => format!("chdir / in the container: {}", errno.desc()),
+            b'g' => format!("join the cgroup of the container: {}", errno.desc()),
+            b'c' => format!("chdir to {cwd:?} in the container: {}", errno.desc()),
             b'd' => format!("redirect the standard streams: {}", errno.desc()),
+            b't' => format!("take the terminal: {}", errno.desc()),
+            b's' => format!(
+                "{} for user {}:{}: {}",
+                Step::from_u8(report[1]).map_or("apply security settings", |s| s.describe()),
+                p.security.uid,
+                p.security.gid,
+                errno.desc()
+            ),
             _ => format!("fork in the container: {}", errno.desc()),
         };
         return Err(Error::Container {
@@ -132,10 +266,10 @@ pub fn exec_with(
 }
 
 /// The forked child: joins, forks into the pid namespace, execs. Never returns.
-fn exec_child(ns_fds: &[RawFd], stdio: [Option<RawFd>; 3], prepared: &ExecArgs, err_w: RawFd) -> ! {
-    let fail = |stage: u8, e: Errno| -> ! {
-        let mut buf = [stage, 0, 0, 0, 0];
-        buf[1..].copy_from_slice(&(e as i32).to_le_bytes());
+fn exec_child(p: &Prepared, stdio: [Option<RawFd>; 3], err_w: RawFd) -> ! {
+    let fail = |stage: u8, detail: u8, e: Errno| -> ! {
+        let mut buf = [stage, detail, 0, 0, 0, 0];
+        buf[2..].copy_from_slice(&(e as i32).to_le_bytes());
         // SAFETY: write(2) and _exit(2) are async-signal-safe.
         unsafe {
             libc::write(err_w, buf.as_ptr().cast(), buf.len());
@@ -144,24 +278,45 @@ fn exec_child(ns_fds: &[RawFd], stdio: [Option<RawFd>; 3], prepared: &ExecArgs, 
     };
     // SAFETY (whole block): raw system calls on fds owned by the parent's copies.
     unsafe {
-        for (to, from) in stdio.iter().enumerate() {
-            if let Some(from) = from {
-                if libc::dup2(*from, to as i32) < 0 {
-                    fail(b'd', Errno::last());
+        if p.pty.is_none() {
+            for (to, from) in stdio.iter().enumerate() {
+                if let Some(from) = from {
+                    if libc::dup2(*from, to as i32) < 0 {
+                        fail(b'd', 0, Errno::last());
+                    }
                 }
             }
         }
-        for &fd in ns_fds {
-            if libc::setns(fd, 0) < 0 {
-                fail(b'n', Errno::last());
+        for f in &p.cgroup_procs {
+            if libc::write(f.as_raw_fd(), b"0".as_ptr().cast(), 1) < 0 {
+                fail(b'g', 0, Errno::last());
+            }
+        }
+        for f in &p.ns {
+            if libc::setns(f.as_raw_fd(), 0) < 0 {
+                fail(b'n', 0, Errno::last());
             }
         }
         if libc::chdir(c"/".as_ptr()) < 0 {
-            fail(b'c', Errno::last());
+            fail(b'c', 0, Errno::last());
         }
         match libc::fork() {
-            -1 => fail(b'f', Errno::last()),
+            -1 => fail(b'f', 0, Errno::last()),
             0 => {
+                if let Some(pty) = &p.pty {
+                    if libc::setsid() < 0 {
+                        fail(b't', 0, Errno::last());
+                    }
+                    if let Err(e) = tty::make_controlling(pty.slave.as_raw_fd()) {
+                        fail(b't', 0, e);
+                    }
+                }
+                if libc::chdir(p.cwd.as_ptr()) < 0 {
+                    fail(b'c', 0, Errno::last());
+                }
+                if let Err((step, e)) = p.security.apply() {
+                    fail(b's', step as u8, e);
+                }
                 // Only stdio reaches the process (best effort: needs Linux 5.11).
                 libc::syscall(
                     libc::SYS_close_range,
@@ -169,14 +324,15 @@ fn exec_child(ns_fds: &[RawFd], stdio: [Option<RawFd>; 3], prepared: &ExecArgs, 
                     u32::MAX,
                     libc::CLOSE_RANGE_CLOEXEC,
                 );
-                let e = prepared.exec();
-                let mut buf = [b'x', 0, 0, 0, 0];
-                buf[1..].copy_from_slice(&(e as i32).to_le_bytes());
-                libc::write(err_w, buf.as_ptr().cast(), buf.len());
-                libc::_exit(127)
+                let e = p.exec.exec();
+                fail(b'x', 0, e)
             }
             pid => {
                 libc::close(err_w);
+                if let Some(pty) = &p.pty {
+                    libc::close(pty.slave.as_raw_fd());
+                    libc::close(pty.master.as_raw_fd());
+                }
                 let mut status = 0;
                 while libc::waitpid(pid, &mut status, 0) < 0 {
                     if Errno::last() != Errno::EINTR {

@@ -1,12 +1,16 @@
 //! weft-runtime: the container runtime. An OCI bundle in, a running container out.
 //!
 //! Shaped on runc's split: [`create`] spawns a per-container shim (`weft shim ...`, see
-//! [`shim_main`]) that clones the container's init into new namespaces (mount, uts, ipc,
-//! pid, and network unless joining one), mounts the overlayfs rootfs and /proc, /sys, /dev
-//! inside the container's own mount namespace, pivots into it and waits; [`start`] lets it
-//! exec the process. The shim reaps the container and records its exit in
-//! `<root>/<id>/state.json`. The runtime knows nothing of networks: an engine wires the
-//! container's network namespace between `create` and `start`.
+//! [`shim_main`]) that creates the container's cgroup (v1 or v2, with its memory, CPU and
+//! pids limits), clones the container's init into new namespaces (mount, uts, ipc, pid,
+//! network unless joining one, user with `userns`), puts it in the cgroup, mounts the
+//! overlayfs rootfs and /proc, /sys, /dev inside the container's own mount namespace,
+//! pivots into it and waits; [`start`] lets it drop to the container's user,
+//! capabilities, no_new_privs and seccomp filter and exec the process. The shim reaps the
+//! container, restarts it as its restart policy says, and records its exit (and OOM
+//! kill) in `<root>/<id>/state.json`; [`delete`] removes the cgroup. The runtime knows
+//! nothing of networks: an engine wires the container's network namespace between
+//! `create` and `start`.
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -25,21 +29,32 @@
 //! ```
 
 mod bundle;
+mod cgroups;
 mod channel;
 mod config;
 mod error;
 mod exec;
 mod mounts;
+mod observe;
 mod ops;
 mod process;
 mod procfs;
+pub mod runc;
+mod security;
 mod shim;
 mod sock;
 mod state;
+mod tty;
 
-pub use bundle::{build_spec, Bundle, NsMode, RunSpec, ANNOTATION_OVERLAY_LOWER, DEFAULT_PATH};
+pub use bundle::{
+    build_spec, Bundle, NsMode, RestartPolicy, RunSpec, ANNOTATION_CGROUP_PARENT,
+    ANNOTATION_OVERLAY_LOWER, ANNOTATION_RESTART, DEFAULT_CGROUP_PARENT, DEFAULT_PATH,
+    USERNS_HOST_ID, USERNS_SIZE,
+};
+pub use cgroups::Stats;
 pub use error::{Error, Result};
-pub use exec::{exec, exec_with, ExecIo};
+pub use exec::{exec, exec_with, exec_with_options, ExecIo, ExecOptions};
+pub use observe::{attach, stats};
 pub use ops::{create, create_with, delete, kill, list, logs, start, state, stop, CreateOptions};
 pub use shim::shim_main;
 pub use state::{State, Status};

@@ -13,6 +13,7 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg, OFlag};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
+use crate::cgroups::Cgroup;
 use crate::channel::parse_report;
 use crate::config::InitConfig;
 use crate::error::{io_ctx, Error, Result};
@@ -64,7 +65,7 @@ pub fn create_with(root: &Path, id: &str, bundle: &Path, opts: &CreateOptions) -
         .map_err(|e| bundle_err(format!("cannot open the bundle directory: {e}")))?;
     let spec = oci_spec::runtime::Spec::load(bundle.join("config.json"))
         .map_err(|e| bundle_err(format!("config.json: {e}")))?;
-    let cfg = InitConfig::from_spec(&spec, &bundle).map_err(bundle_err)?;
+    let cfg = InitConfig::from_spec(&spec, &bundle, id).map_err(bundle_err)?;
     mounts::plan(&cfg).map_err(bundle_err)?;
 
     fs::create_dir_all(root).map_err(io_ctx(format!("create runtime root {}", root.display())))?;
@@ -274,6 +275,8 @@ pub fn kill(root: &Path, id: &str, sig: i32) -> Result<()> {
         status: Status::Stopped,
         hint: "",
     };
+    // Whatever the signal, a container killed on purpose is not restarted (as Docker).
+    no_restart(root, id, &st);
     if st.status == Status::Stopped || !st.pid_alive() {
         return Err(not_running());
     }
@@ -291,12 +294,22 @@ pub fn kill(root: &Path, id: &str, sig: i32) -> Result<()> {
     Ok(())
 }
 
+/// Tells the shim that the next exit is final (no restart); best effort.
+fn no_restart(root: &Path, id: &str, st: &State) {
+    if st.status != Status::Stopped && st.shim_alive() {
+        let sd = StateDir::new(root, id);
+        let _ = sock::request(&sd.sock(), "norestart", Duration::from_secs(5));
+    }
+}
+
 /// Stops the container: SIGTERM, up to `timeout` to exit, then SIGKILL. Returns once the
-/// exit is recorded (status `stopped`).
+/// exit is recorded (status `stopped`). A stopped container is not restarted.
 pub fn stop(root: &Path, id: &str, timeout: Duration) -> Result<()> {
-    if state(root, id)?.status == Status::Stopped {
+    let st = state(root, id)?;
+    if st.status == Status::Stopped {
         return Ok(());
     }
+    no_restart(root, id, &st);
     let _ = kill(root, id, libc::SIGTERM);
     if wait_stopped(root, id, timeout)? {
         return Ok(());
@@ -330,10 +343,12 @@ fn wait_stopped(root: &Path, id: &str, timeout: Duration) -> Result<bool> {
 }
 
 /// Deletes the container: kills it if `force` (or if it is only created), waits for its
-/// shim to finish, and removes its state dir (a bundle kept under it goes too). Fails on a
-/// running container without `force`.
+/// shim to finish, removes its cgroup and its state dir (a bundle kept under it goes too).
+/// Fails on a running container without `force`. With `force` it also cleans up after a
+/// shim that died at any point, even before writing the state.
 pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     let sd = existing(root, id)?;
+    let mut cgroup_path = None;
     match sd.read().map(State::reconciled) {
         Ok(st) => {
             if st.status == Status::Running && !force {
@@ -344,13 +359,21 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
                     hint: "; stop it first or delete with force",
                 });
             }
+            no_restart(root, id, &st);
             if st.status != Status::Stopped && st.pid_alive() {
                 // SAFETY: kill(2) of the container's verified init.
                 unsafe { libc::kill(st.pid, libc::SIGKILL) };
             }
             wait_shim_exit(&sd, &st)?;
+            cgroup_path = st.cgroup;
         }
-        Err(_) if force => {}
+        Err(_) if force => {
+            // No usable state: wait for a shim that may still hold the lock.
+            let deadline = Instant::now() + SHIM_EXIT_TIMEOUT;
+            while lock_held(&sd) && Instant::now() < deadline {
+                std::thread::sleep(POLL);
+            }
+        }
         Err(e) if sd.state().exists() => return Err(e),
         Err(_) => {
             return Err(Error::Container {
@@ -359,7 +382,34 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
             })
         }
     }
+    if cgroup_path.is_none() {
+        cgroup_path = fs::read_to_string(sd.cgroup()).ok();
+    }
+    if let Some(p) = cgroup_path.filter(|p| !p.trim().is_empty()) {
+        remove_cgroup(id, p.trim())?;
+    }
     fs::remove_dir_all(&sd.dir).map_err(io_ctx(format!("remove {}", sd.dir.display())))
+}
+
+/// Removes the container's cgroup once its processes are gone (killing stragglers: every
+/// process in it is the container's).
+fn remove_cgroup(id: &str, path: &str) -> Result<()> {
+    let Ok(cg) = Cgroup::open(path) else {
+        return Ok(()); // no cgroup file system (any more): nothing to remove
+    };
+    cg.kill_all();
+    cg.remove().map_err(|msg| Error::Container {
+        id: id.to_string(),
+        msg,
+    })
+}
+
+/// Whether a shim holds the container's lock.
+fn lock_held(sd: &StateDir) -> bool {
+    match File::open(sd.lock()) {
+        Ok(f) => Flock::lock(f, FlockArg::LockExclusiveNonblock).is_err(),
+        Err(_) => false,
+    }
 }
 
 /// Waits until the shim has exited (its lock is free).
@@ -367,7 +417,7 @@ fn wait_shim_exit(sd: &StateDir, st: &State) -> Result<()> {
     let deadline = Instant::now() + SHIM_EXIT_TIMEOUT;
     loop {
         let free = match File::open(sd.lock()) {
-            Ok(f) => Flock::lock(f, FlockArg::LockExclusiveNonblock).is_ok(),
+            Ok(_) => !lock_held(sd),
             Err(_) => !st.shim_alive(),
         };
         if free {

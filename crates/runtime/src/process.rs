@@ -3,26 +3,28 @@
 
 use std::convert::Infallible;
 use std::ffi::CString;
-use std::fs::File;
-use std::os::fd::{BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::os::raw::c_char;
+use std::path::Path;
 
 use nix::errno::Errno;
-use nix::sched::CloneFlags;
+use nix::mount::MsFlags;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::stat::Mode;
-use nix::unistd::{Gid, Uid};
 
 use crate::channel::write_frame;
 use crate::config::{InitConfig, ProcessConfig};
 use crate::mounts::{self, Op, RealSyscall};
+use crate::tty;
 
 /// `PATH` searched when the environment has none.
 const FALLBACK_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// File descriptors the init works with (all inherited from the shim).
+/// File descriptors the init works with (all inherited from the shim); every other fd
+/// is closed as the init starts.
 pub(crate) struct InitFds {
-    /// Read end of the start pipe (one byte `G` = exec).
+    /// Read end of the sync pipe: one byte `C` (continue: cgroup joined, ids mapped),
+    /// later one byte `G` (exec now).
     pub sync_r: RawFd,
     /// Write end of the report pipe (close-on-exec).
     pub report_w: RawFd,
@@ -30,8 +32,8 @@ pub(crate) struct InitFds {
     pub log: RawFd,
     /// /dev/null (stdin).
     pub null: RawFd,
-    /// The shim's fds the init must not keep.
-    pub close: Vec<RawFd>,
+    /// For a terminal container: the socket on which the pty master goes to the shim.
+    pub console: Option<RawFd>,
 }
 
 /// Entry point of the init in the cloned child. Never returns: execs or exits 127.
@@ -44,28 +46,44 @@ pub(crate) fn init_main(cfg: &InitConfig, ops: &[Op], fds: &InitFds) -> ! {
     unsafe { libc::_exit(127) }
 }
 
-fn run(cfg: &InitConfig, ops: &[Op], fds: &InitFds) -> Result<Infallible, String> {
-    for &fd in &fds.close {
-        // SAFETY: closing fds of the shim that this process inherited and never uses.
-        unsafe { libc::close(fd) };
+/// Waits for one byte `want` on the sync pipe; exits quietly if the shim is gone.
+fn wait_for(sync_r: RawFd, want: u8) {
+    let mut b = [0u8; 1];
+    loop {
+        // SAFETY: sync_r is an open pipe end.
+        let fd = unsafe { BorrowedFd::borrow_raw(sync_r) };
+        match nix::unistd::read(fd, &mut b) {
+            Ok(1) if b[0] == want => return,
+            Err(Errno::EINTR) => continue,
+            // The shim is gone or gave up: never run the process.
+            _ => unsafe { libc::_exit(0) },
+        }
     }
+}
+
+fn run(cfg: &InitConfig, ops: &[Op], fds: &InitFds) -> Result<Infallible, String> {
+    let mut keep = vec![fds.sync_r, fds.report_w, fds.log, fds.null];
+    keep.extend(fds.console);
+    close_all_except(&keep);
     // Die with the shim, so a container never outlives the process that reaps it. (Should
-    // the shim die before this, the init finds the start pipe closed and exits.)
+    // the shim die before this, the init finds the sync pipe closed and exits.)
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| format!("set pdeathsig: {e}"))?;
     reset_signals();
-    for (flag, path) in &cfg.join {
-        if *flag == CloneFlags::CLONE_NEWPID {
-            continue; // joined by the shim before the clone
+    // The shim puts us in the cgroup and writes the id maps, then lets us go on.
+    wait_for(fds.sync_r, b'C');
+    if cfg.userns.is_some() {
+        // Become root of the new user namespace (host uid of its range).
+        // SAFETY: raw setresgid/setresuid on this single-threaded process.
+        unsafe {
+            if libc::syscall(libc::SYS_setresgid, 0, 0, 0) < 0
+                || libc::syscall(libc::SYS_setresuid, 0, 0, 0) < 0
+            {
+                return Err(format!(
+                    "become root in the user namespace: {}",
+                    Errno::last().desc()
+                ));
+            }
         }
-        let f = File::open(path).map_err(|e| {
-            format!(
-                "open namespace {}: {}",
-                path.display(),
-                mounts::describe(&e)
-            )
-        })?;
-        nix::sched::setns(&f, *flag)
-            .map_err(|e| format!("join namespace {}: {}", path.display(), e.desc()))?;
     }
     nix::unistd::setsid().map_err(|e| format!("setsid: {}", e.desc()))?;
     for (from, to) in [(fds.null, 0), (fds.log, 1), (fds.log, 2)] {
@@ -76,20 +94,79 @@ fn run(cfg: &InitConfig, ops: &[Op], fds: &InitFds) -> Result<Infallible, String
     }
     nix::sys::stat::umask(Mode::empty());
     mounts::apply(&RealSyscall, &cfg.rootfs, ops)?;
+    if let Some(sock) = fds.console {
+        setup_console(sock)?;
+    }
 
     write_frame(fds.report_w, b'R', "");
-    let mut go = [0u8; 1];
-    loop {
-        // SAFETY: sync_r is an open pipe end.
-        let fd = unsafe { BorrowedFd::borrow_raw(fds.sync_r) };
-        match nix::unistd::read(fd, &mut go) {
-            Ok(1) if go[0] == b'G' => break,
-            Err(Errno::EINTR) => continue,
-            // The shim is gone or gave up: never run the process.
-            _ => unsafe { libc::_exit(0) },
+    wait_for(fds.sync_r, b'G');
+    exec_process(&cfg.process)
+}
+
+/// Gives the process a terminal: a pty of the container's own devpts, the slave as its
+/// controlling terminal, stdin, stdout, stderr and /dev/console; the master goes to the
+/// shim over `sock`.
+fn setup_console(sock: RawFd) -> Result<(), String> {
+    let pty = tty::open_pty(Path::new("/dev/pts/ptmx"))
+        .map_err(|e| format!("allocate a terminal in /dev/pts: {}", e.desc()))?;
+    let slave_path = format!("/dev/pts/{}", pty.number);
+    let console = Path::new("/dev/console");
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(console);
+    nix::mount::mount(
+        Some(Path::new(&slave_path)),
+        console,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| format!("bind {slave_path} on /dev/console: {}", e.desc()))?;
+    tty::send_fd(sock, pty.master.as_raw_fd())
+        .map_err(|e| format!("send the terminal to the shim: {}", e.desc()))?;
+    drop(pty.master);
+    // SAFETY: closing our end of the console socket, which is not used again.
+    unsafe { libc::close(sock) };
+    tty::make_controlling(pty.slave.as_raw_fd())
+        .map_err(|e| format!("make {slave_path} the controlling terminal: {}", e.desc()))?;
+    Ok(())
+}
+
+/// Closes every fd above 2 except those in `keep`.
+pub(crate) fn close_all_except(keep: &[RawFd]) {
+    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|fd| *fd > 2).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let close = |from: u32, to: u32| -> bool {
+        // SAFETY: close_range(2) on fds this process does not use.
+        from > to || unsafe { libc::syscall(libc::SYS_close_range, from, to, 0u32) } == 0
+    };
+    let mut from: u32 = 3;
+    let mut ok = true;
+    for &k in &keep {
+        let k = k as u32;
+        if from < k {
+            ok &= close(from, k - 1);
+        }
+        from = k + 1;
+    }
+    ok &= close(from, u32::MAX);
+    if ok {
+        return;
+    }
+    // Kernels without close_range: walk the fd table.
+    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+        let fds: Vec<RawFd> = dir
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .filter(|fd| *fd > 2 && !keep.contains(fd))
+            .collect();
+        for fd in fds {
+            // SAFETY: closing an fd this process does not use.
+            unsafe { libc::close(fd) };
         }
     }
-    exec_process(&cfg.process)
 }
 
 /// Marks every fd above 2 close-on-exec, so the process gets only stdin, stdout and
@@ -123,19 +200,7 @@ pub(crate) fn cloexec_above_stdio() {
 /// Closes every fd above 2 except `keep` (for the shim, which must not hold its caller's
 /// pipes or sockets open).
 pub(crate) fn close_above_stdio_except(keep: Option<RawFd>) {
-    let close = |from: u32, to: u32| {
-        if from <= to {
-            // SAFETY: close_range(2) on fds this process does not use.
-            unsafe { libc::syscall(libc::SYS_close_range, from, to, 0u32) };
-        }
-    };
-    match keep {
-        Some(k) if k > 2 => {
-            close(3, k as u32 - 1);
-            close(k as u32 + 1, u32::MAX);
-        }
-        _ => close(3, u32::MAX),
-    }
+    close_all_except(&keep.into_iter().collect::<Vec<_>>());
 }
 
 /// Unblocks all signals and restores default dispositions (the shim ignores some, and
@@ -163,25 +228,25 @@ fn reset_signals() {
 }
 
 fn exec_process(p: &ProcessConfig) -> Result<Infallible, String> {
+    // Docker creates a missing working directory (not possible on a read-only root, where
+    // chdir then names the problem).
+    let _ = std::fs::create_dir_all(&p.cwd);
     nix::unistd::chdir(&p.cwd)
         .map_err(|e| format!("chdir to cwd {:?}: {}", p.cwd.display(), e.desc()))?;
-    if p.uid != 0 || p.gid != 0 || !p.additional_gids.is_empty() {
-        let groups: Vec<Gid> = p
-            .additional_gids
-            .iter()
-            .map(|g| Gid::from_raw(*g))
-            .collect();
-        nix::unistd::setgroups(&groups).map_err(|e| format!("setgroups: {}", e.desc()))?;
-        nix::unistd::setgid(Gid::from_raw(p.gid))
-            .map_err(|e| format!("setgid {}: {}", p.gid, e.desc()))?;
-        nix::unistd::setuid(Uid::from_raw(p.uid))
-            .map_err(|e| format!("setuid {}: {}", p.uid, e.desc()))?;
-    }
-    if p.no_new_privileges {
-        nix::sys::prctl::set_no_new_privs().map_err(|e| format!("no_new_privs: {}", e.desc()))?;
-    }
     nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
     let exec = ExecArgs::new(&p.args, &p.env)?;
+    let mut security = p.security.clone();
+    // A change of user clears the parent-death signal: arm it again.
+    security.pdeathsig = Some(libc::SIGKILL);
+    security.apply().map_err(|(step, e)| {
+        format!(
+            "{} for user {}:{}: {}",
+            step.describe(),
+            security.uid,
+            security.gid,
+            e.desc()
+        )
+    })?;
     cloexec_above_stdio();
     let err = exec.exec();
     Err(exec.error_message(err))

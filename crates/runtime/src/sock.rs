@@ -1,7 +1,7 @@
 //! The shim's control socket: a unix stream socket in the state dir, one line per request
 //! and per reply (`start` → `ok` | `error <message>`).
 
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -32,29 +32,53 @@ pub(crate) fn bind(path: &Path) -> io::Result<UnixListener> {
     with_short_path(path, |p| UnixListener::bind(p))
 }
 
-/// Sends one request line and returns the reply line (without the newline).
-pub(crate) fn request(path: &Path, line: &str, timeout: Duration) -> io::Result<String> {
-    let mut s = with_short_path(path, |p| UnixStream::connect(p))?;
+/// Connects to the socket at `path`.
+pub(crate) fn connect(path: &Path) -> io::Result<UnixStream> {
+    with_short_path(path, |p| UnixStream::connect(p))
+}
+
+/// Reads one line (without the newline), byte by byte so that nothing after it is
+/// consumed; at most 4096 bytes.
+fn read_line(mut s: &UnixStream) -> io::Result<String> {
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    while line.len() < 4096 {
+        match s.read(&mut b) {
+            Ok(0) => break,
+            Ok(_) if b[0] == b'\n' => break,
+            Ok(_) => line.push(b[0]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(String::from_utf8_lossy(&line).into_owned())
+}
+
+/// Sends one request line on `s` and returns the reply line.
+pub(crate) fn exchange(s: &mut UnixStream, line: &str, timeout: Duration) -> io::Result<String> {
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
     s.write_all(format!("{line}\n").as_bytes())?;
-    let mut reply = String::new();
-    BufReader::new(s).read_line(&mut reply)?;
+    let reply = read_line(s)?;
     if reply.is_empty() {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
             "the shim closed the connection without replying",
         ));
     }
-    Ok(reply.trim_end_matches('\n').to_string())
+    Ok(reply)
+}
+
+/// Sends one request line and returns the reply line (without the newline).
+pub(crate) fn request(path: &Path, line: &str, timeout: Duration) -> io::Result<String> {
+    let mut s = connect(path)?;
+    exchange(&mut s, line, timeout)
 }
 
 /// Reads one request line from an accepted connection.
 pub(crate) fn read_request(s: &UnixStream) -> io::Result<String> {
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut line = String::new();
-    BufReader::new(io::Read::take(s, 4096)).read_line(&mut line)?;
-    Ok(line.trim_end_matches('\n').to_string())
+    read_line(s)
 }
 
 /// Writes one reply line.

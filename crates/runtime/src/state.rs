@@ -5,7 +5,9 @@
 //! - `log`: the container's stdout and stderr (appended);
 //! - `shim.log`: the shim's own diagnostics;
 //! - `shim.sock`: the shim's control socket (`start`);
-//! - `shim.lock`: held (flock) by the shim for its whole life, so `delete` can wait for it.
+//! - `shim.lock`: held (flock) by the shim for its whole life, so `delete` can wait for it;
+//! - `cgroup`: the container's cgroup path, written before the cgroup is created, so that
+//!   `delete` finds it even when the shim died before writing `state.json`.
 
 use std::fmt;
 use std::fs;
@@ -71,6 +73,17 @@ pub struct State {
     /// Start time of `shim_pid`, same unit.
     #[serde(default)]
     pub shim_start: u64,
+    /// Whether the kernel's OOM killer killed a process of the container during its last
+    /// run (it went over its memory limit; the exit code is then 137).
+    #[serde(default)]
+    pub oom_killed: bool,
+    /// The container's cgroup path inside each hierarchy (e.g. `/weft/c1`); `None` when
+    /// no cgroup file system was available.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    /// How many times the shim restarted the process (restart policy).
+    #[serde(default)]
+    pub restart_count: u32,
 }
 
 impl State {
@@ -85,12 +98,21 @@ impl State {
         self.shim_pid > 0 && procfs::is_alive(self.shim_pid, self.shim_start)
     }
 
-    /// The status corrected by what the kernel says: a container whose shim and init are
-    /// both gone is stopped, whatever the file says (the shim was killed before it could
-    /// record the exit).
+    /// The status corrected by what the kernel says: a container whose shim is gone is
+    /// stopped, whatever the file says (the shim was killed before it could record the
+    /// exit; the init dies with it), and `error` says so.
     pub(crate) fn reconciled(mut self) -> State {
-        if self.status != Status::Stopped && !self.shim_alive() && !self.pid_alive() {
+        if self.status != Status::Stopped && !self.shim_alive() {
+            if self.pid_alive() {
+                return self; // the init is about to die with its shim
+            }
             self.status = Status::Stopped;
+            if self.error.is_none() {
+                self.error = Some(format!(
+                    "its shim (pid {}) died (was it killed?) before recording the exit; the container was killed with it and its exit code is unknown",
+                    self.shim_pid
+                ));
+            }
         }
         self
     }
@@ -120,6 +142,9 @@ impl StateDir {
     }
     pub fn lock(&self) -> PathBuf {
         self.dir.join("shim.lock")
+    }
+    pub fn cgroup(&self) -> PathBuf {
+        self.dir.join("cgroup")
     }
 
     /// Reads `state.json`.
@@ -203,6 +228,9 @@ mod tests {
             error: None,
             pid_start: 42,
             shim_start: 41,
+            oom_killed: false,
+            cgroup: Some("/weft/c1".into()),
+            restart_count: 0,
         }
     }
 
@@ -241,7 +269,18 @@ mod tests {
         let mut st = sample();
         st.pid = i32::MAX; // no such process
         st.shim_pid = i32::MAX;
-        assert_eq!(st.reconciled().status, Status::Stopped);
+        let st = st.reconciled();
+        assert_eq!(st.status, Status::Stopped);
+        assert!(st.error.as_deref().unwrap_or("").contains("shim"), "{st:?}");
+        assert_eq!(st.exit_code, None);
+    }
+
+    #[test]
+    fn old_state_files_still_parse() {
+        let text = r#"{"id":"c","status":"running","pid":1,"shim_pid":2,"bundle":"/b",
+            "exit_code":null,"created":"x","started":null,"finished":null}"#;
+        let st: State = serde_json::from_str(text).expect("parse");
+        assert!(!st.oom_killed && st.cgroup.is_none() && st.restart_count == 0);
     }
 
     #[test]

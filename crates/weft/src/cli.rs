@@ -24,6 +24,8 @@ pub struct Cli {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
+    /// Also `-o text`.
+    #[value(alias = "text")]
     Table,
     Json,
     Yaml,
@@ -98,6 +100,16 @@ pub enum Command {
         kind: Option<String>,
         #[arg(required_unless_present = "file")]
         name: Option<String>,
+    },
+    /// Predict the path of a packet hop by hop from the live state (--verify: probe and compare).
+    Trace(TraceArgs),
+    /// Check every node for the faults that break paths, each with its fix.
+    Doctor,
+    /// Make `weft-runc` (weft as a runc-compatible OCI runtime) a link to this binary.
+    Install {
+        /// Directory for the link (default: the directory of this binary).
+        #[arg(long)]
+        dir: Option<String>,
     },
     /// The node daemon (a lab starts one per node).
     Agent {
@@ -240,6 +252,28 @@ pub enum IpamCmd {
     Check,
     /// Release addresses whose workload is gone.
     Gc,
+}
+
+/// `weft trace FROM TO`.
+#[derive(Args, Debug)]
+pub struct TraceArgs {
+    /// Where the packet starts: a container, node:NAME, ext, gw, or an IP.
+    pub from: String,
+    /// Where it goes: a container, node:NAME, ext, gw, or an IP.
+    pub to: String,
+    /// icmp, tcp or udp.
+    #[arg(long, default_value = "icmp")]
+    pub proto: String,
+    /// Destination port (tcp, udp).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// IP size of the probe in bytes (icmp, udp; default 84 like ping).
+    #[arg(long)]
+    pub size: Option<u16>,
+    /// Send a real probe, capture on every interface of the path and compare; exits 1 when
+    /// observation differs from prediction.
+    #[arg(long)]
+    pub verify: bool,
 }
 
 pub fn parse() -> Cli {

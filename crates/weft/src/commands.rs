@@ -40,6 +40,27 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Image(cmd) => image(fmt, cmd),
+        Command::Install { dir } => {
+            let exe = std::env::current_exe()?;
+            let dir = match dir {
+                Some(d) => std::path::PathBuf::from(d),
+                None => exe
+                    .parent()
+                    .context("the binary has no directory")?
+                    .to_path_buf(),
+            };
+            let link = dir.join("weft-runc");
+            match std::fs::symlink_metadata(&link) {
+                Ok(_) => std::fs::remove_file(&link)
+                    .with_context(|| format!("replace {}", link.display()))?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("inspect {}", link.display())),
+            }
+            std::os::unix::fs::symlink(&exe, &link)
+                .with_context(|| format!("link {} -> {}", link.display(), exe.display()))?;
+            println!("{} -> {}", link.display(), exe.display());
+            Ok(0)
+        }
         other => {
             weft_engine::require_root()?;
             let c = Cluster::open_lab(&cli.lab)?;
@@ -149,8 +170,10 @@ fn image(fmt: Format, cmd: ImageCmd) -> Result<i32> {
             store.remove(&name)?;
             println!("{name}");
         }
-        ImageCmd::Import { file, .. } => {
-            bail!("image import {file}: importing OCI and docker-archive tarballs is not available in this build yet; use `weft image build NAME --from-host PATH...`")
+        ImageCmd::Import { file, name } => {
+            for img in store.import(std::path::Path::new(&file), name.as_deref())? {
+                println!("{}", img.name);
+            }
         }
     }
     Ok(0)
@@ -239,7 +262,13 @@ fn cluster_command(c: &Cluster, node: Option<&str>, fmt: Format, cmd: Command) -
             };
             print_applied(fmt, &done)
         }
-        Command::Lab(_) | Command::Image(_) | Command::Agent { .. } | Command::Demo { .. } => {
+        Command::Trace(a) => trace(c, fmt, a),
+        Command::Doctor => doctor(c, fmt),
+        Command::Lab(_)
+        | Command::Image(_)
+        | Command::Agent { .. }
+        | Command::Demo { .. }
+        | Command::Install { .. } => {
             unreachable!("handled by dispatch")
         }
     }
@@ -531,4 +560,30 @@ fn get(c: &Cluster, fmt: Format, kind: &str, name: Option<&str>) -> Result<i32> 
         None => emit(fmt, &items, || Table::new(&[]))?,
     }
     Ok(0)
+}
+
+/// `weft trace FROM TO`: text for people, JSON/YAML for scripts; exit 1 when --verify differs.
+fn trace(c: &Cluster, fmt: Format, a: crate::cli::TraceArgs) -> Result<i32> {
+    let opts = weft_trace::TraceOptions {
+        proto: a.proto.parse()?,
+        port: a.port,
+        size: a.size,
+        verify: a.verify,
+    };
+    let t = weft_trace::trace(&c.lab, &a.from, &a.to, &opts)?;
+    match fmt {
+        Format::Table => print!("{}", weft_trace::render::text(&t)),
+        _ => emit(fmt, &weft_trace::render::json(&t), || Table::new(&[]))?,
+    }
+    Ok(t.exit_code())
+}
+
+/// `weft doctor`: exit 1 when something was found.
+fn doctor(c: &Cluster, fmt: Format) -> Result<i32> {
+    let r = weft_trace::doctor(&c.lab)?;
+    match fmt {
+        Format::Table => print!("{}", r.text()),
+        _ => emit(fmt, &r, || Table::new(&[]))?,
+    }
+    Ok(r.exit_code())
 }

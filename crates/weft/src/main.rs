@@ -14,6 +14,10 @@ fn main() -> ExitCode {
         .first()
         .map(|a| a.rsplit('/').next().unwrap_or(a).to_string())
         .unwrap_or_default();
+    // Invoked as `weft-runc`: a runc-compatible OCI runtime (for podman, conmon, ...).
+    if argv0 == "weft-runc" {
+        return ExitCode::from(weft_runtime::runc::main(&args).clamp(0, 255) as u8);
+    }
     if let Some(code) = weft_applets::dispatch(&argv0, &args[1..]) {
         return ExitCode::from(code.clamp(0, 255) as u8);
     }

@@ -4,7 +4,7 @@
 //! Everything runs in the init process, inside its own mount namespace, so nothing stays
 //! mounted on the host when the container dies.
 
-mod path;
+pub(crate) mod path;
 pub(crate) mod sys;
 
 use std::io;
@@ -263,7 +263,7 @@ fn apply_one(sys: &dyn Syscall, rootfs: &Path, op: &Op) -> Result<(), String> {
                     Some(p),
                     p,
                     None,
-                    bind | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                    bind | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | sys.locked_flags(p),
                     None,
                 ),
                 || format!("remount {} read-only", p.display()),
@@ -274,7 +274,10 @@ fn apply_one(sys: &dyn Syscall, rootfs: &Path, op: &Op) -> Result<(), String> {
                 None,
                 root,
                 None,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                MsFlags::MS_BIND
+                    | MsFlags::MS_REMOUNT
+                    | MsFlags::MS_RDONLY
+                    | sys.locked_flags(root),
                 None,
             ),
             || "remount the rootfs read-only".into(),
@@ -324,16 +327,39 @@ fn apply_mount(sys: &dyn Syscall, rootfs: &Path, m: &MountEntry) -> Result<(), S
     } else {
         ctx(sys.mkdir_all(&dest), || format!("mkdir {}", dest.display()))?;
         let source = m.source.as_deref().unwrap_or(Path::new(what));
-        ctx(
-            sys.mount(
-                Some(source),
-                &dest,
-                m.fstype.as_deref(),
-                m.flags,
-                m.data.as_deref(),
-            ),
-            || format!("mount {what} on {}", m.destination.display()),
-        )?;
+        let r = sys.mount(
+            Some(source),
+            &dest,
+            m.fstype.as_deref(),
+            m.flags,
+            m.data.as_deref(),
+        );
+        match r {
+            // A user-namespaced container that joined a network namespace it does not own
+            // may not mount sysfs: it gets the host's /sys, bound read-only.
+            Err(e)
+                if m.fstype.as_deref() == Some("sysfs")
+                    && e.raw_os_error() == Some(Errno::EPERM as i32) =>
+            {
+                let sys_dir = Path::new("/sys");
+                let rbind = MsFlags::MS_BIND | MsFlags::MS_REC;
+                ctx(sys.mount(Some(sys_dir), &dest, None, rbind, None), || {
+                    format!("bind the host's /sys on {}", m.destination.display())
+                })?;
+                let ro = rbind | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+                ctx(
+                    sys.mount(
+                        Some(sys_dir),
+                        &dest,
+                        None,
+                        ro | sys.locked_flags(sys_dir),
+                        None,
+                    ),
+                    || format!("remount {} read-only", m.destination.display()),
+                )?;
+            }
+            r => ctx(r, || format!("mount {what} on {}", m.destination.display()))?,
+        }
     }
     if !m.propagation.is_empty() {
         ctx(sys.mount(None, &dest, None, m.propagation, None), || {

@@ -47,6 +47,11 @@ pub(crate) trait Syscall {
     fn resolve(&self, root: &Path, path: &Path) -> io::Result<PathBuf>;
     /// Resolves the parent of a container path inside `root`, keeping the last component.
     fn resolve_parent(&self, root: &Path, path: &Path) -> io::Result<PathBuf>;
+    /// The flags of the mount holding `path` that a bind remount must keep (nosuid,
+    /// nodev, noexec, atime flags): in a user namespace they are locked.
+    fn locked_flags(&self, _path: &Path) -> MsFlags {
+        MsFlags::empty()
+    }
 }
 
 /// The real system calls.
@@ -133,6 +138,28 @@ impl Syscall for RealSyscall {
 
     fn resolve_parent(&self, root: &Path, path: &Path) -> io::Result<PathBuf> {
         super::path::resolve_parent_in_root(root, path)
+    }
+
+    fn locked_flags(&self, path: &Path) -> MsFlags {
+        use nix::sys::statvfs::{statvfs, FsFlags};
+        let Ok(st) = statvfs(path) else {
+            return MsFlags::empty();
+        };
+        let f = st.flags();
+        let mut out = MsFlags::empty();
+        for (fs, ms) in [
+            (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+            (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+            (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+            (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+            (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+            (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+        ] {
+            if f.contains(fs) {
+                out |= ms;
+            }
+        }
+        out
     }
 }
 

@@ -10,7 +10,7 @@ fn cfg() -> InitConfig {
         ..RunSpec::default()
     };
     let spec = build_spec(&rs).expect("spec");
-    InitConfig::from_spec(&spec, Path::new("/b")).expect("cfg")
+    InitConfig::from_spec(&spec, Path::new("/b"), "c1").expect("cfg")
 }
 
 #[test]

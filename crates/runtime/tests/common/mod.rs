@@ -11,8 +11,22 @@ use std::time::{Duration, Instant};
 
 use weft_runtime::{Bundle, CreateOptions, RunSpec, State, Status};
 
-/// The binaries copied into the test image.
-const BINARIES: &[&str] = &["/bin/sh", "/bin/sleep", "/bin/cat", "/bin/hostname"];
+/// The binaries copied into the test image (into its /bin).
+const BINARIES: &[&str] = &[
+    "/bin/sh",
+    "/bin/sleep",
+    "/bin/cat",
+    "/bin/hostname",
+    "/usr/bin/unshare",
+    "/usr/bin/id",
+    "/usr/bin/head",
+    "/usr/bin/tail",
+    "/usr/bin/tty",
+];
+
+/// The image's /etc/passwd and /etc/group.
+const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n";
+const GROUP: &str = "root:x:0:\nwheel:x:10:alice\nalice:x:1000:\nnogroup:x:65534:\n";
 
 /// Whether we run as root (the tests need it to create namespaces and mounts).
 pub fn is_root() -> bool {
@@ -25,6 +39,8 @@ pub struct Env {
     pub root: PathBuf,
     /// Image layers, topmost first: [bin, base].
     pub layers: Vec<PathBuf>,
+    /// Parent cgroup of this test's containers (unique per test and process).
+    pub cgroup_parent: String,
     ids: RefCell<Vec<String>>,
 }
 
@@ -39,6 +55,12 @@ impl Env {
             .prefix("weft-rt-test-")
             .tempdir()
             .expect("tempdir");
+        // Traversable by the host ids of user-namespaced containers.
+        std::fs::set_permissions(
+            tmp.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("chmod tempdir");
         let root = tmp.path().join("state");
         let bin = tmp.path().join("layers/bin");
         let base = tmp.path().join("layers/base");
@@ -46,18 +68,56 @@ impl Env {
         Some(Env {
             root,
             layers: vec![bin, base],
+            cgroup_parent: format!("weft-test-{}-{}", std::process::id(), test),
             ids: RefCell::new(Vec::new()),
             tmp,
         })
     }
 
+    /// The bundle directory of container `id`.
+    pub fn bundle_dir(&self, id: &str) -> PathBuf {
+        self.tmp.path().join("bundles").join(id)
+    }
+
+    /// `spec` on the test image, in this test's parent cgroup.
+    pub fn spec(&self, spec: RunSpec) -> RunSpec {
+        RunSpec {
+            rootfs_lower: self.layers.clone(),
+            cgroup_parent: spec
+                .cgroup_parent
+                .clone()
+                .or_else(|| Some(self.cgroup_parent.clone())),
+            ..spec
+        }
+    }
+
     /// Writes a bundle for `id` running `args` on the test image.
     pub fn bundle(&self, id: &str, spec: RunSpec) -> Bundle {
-        let spec = RunSpec {
-            rootfs_lower: self.layers.clone(),
-            ..spec
-        };
-        Bundle::write(&self.tmp.path().join("bundles").join(id), &spec).expect("write bundle")
+        Bundle::write(&self.bundle_dir(id), &self.spec(spec)).expect("write bundle")
+    }
+
+    /// The cgroup directories of this test's parent cgroup that exist (should be none
+    /// once every container is deleted).
+    pub fn cgroup_dirs_left(&self) -> Vec<PathBuf> {
+        let mut left = Vec::new();
+        if let Ok(entries) = fs::read_dir("/sys/fs/cgroup") {
+            for e in entries.flatten() {
+                let d = e.path().join(&self.cgroup_parent);
+                if d.exists() {
+                    left.push(d);
+                }
+            }
+        }
+        left
+    }
+
+    /// Deletes container `id`, forgetting it for cleanup.
+    pub fn delete(&self, id: &str, force: bool) -> weft_runtime::Result<()> {
+        let r = weft_runtime::delete(&self.root, id, force);
+        if r.is_ok() {
+            self.ids.borrow_mut().retain(|x| x != id);
+        }
+        r
     }
 
     /// Creates a container with the test shim executable, remembering it for cleanup.
@@ -81,6 +141,16 @@ impl Env {
             assert!(Instant::now() < deadline, "{id} did not stop: {st:?}");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Runs `spec` as container `id` to completion; returns its state and log.
+    pub fn run(&self, id: &str, spec: RunSpec) -> (State, String) {
+        let b = self.bundle(id, spec);
+        self.create(id, &b).expect("create");
+        weft_runtime::start(&self.root, id).expect("start");
+        let st = self.wait_stopped(id, Duration::from_secs(30));
+        let log = self.logs(id);
+        (st, log)
     }
 
     /// Waits until the container's log contains `needle`.
@@ -114,7 +184,8 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        for id in self.ids.borrow().iter() {
+        let ids: Vec<String> = self.ids.borrow().clone();
+        for id in ids.iter() {
             if let Ok(st) = weft_runtime::state(&self.root, id) {
                 if st.pid_alive() {
                     let _ = nix::sys::signal::kill(
@@ -135,9 +206,16 @@ impl Drop for Env {
 /// Builds two layers: `base` with the shared libraries (and a few dirs and a symlink),
 /// `bin` with the binaries.
 fn build_layers(bin: &Path, base: &Path) {
-    for d in ["tmp", "etc", "proc", "sys", "dev", "usr"] {
+    for d in ["tmp", "etc", "proc", "sys", "dev", "usr", "home/alice"] {
         fs::create_dir_all(base.join(d)).expect("mkdir base");
     }
+    std::fs::set_permissions(
+        base.join("tmp"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .expect("chmod /tmp");
+    fs::write(base.join("etc/passwd"), PASSWD).expect("passwd");
+    fs::write(base.join("etc/group"), GROUP).expect("group");
     std::os::unix::fs::symlink("../bin", base.join("usr/bin")).expect("symlink");
     fs::create_dir_all(bin.join("bin")).expect("mkdir bin");
     for b in BINARIES {

@@ -5,9 +5,17 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
-use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Spec};
+use oci_spec::runtime::{LinuxDeviceType, LinuxIdMapping, LinuxNamespaceType, Spec};
 
-use crate::bundle::{ANNOTATION_OVERLAY_LOWER, DEFAULT_PATH};
+use crate::bundle::{
+    RestartPolicy, ANNOTATION_CGROUP_PARENT, ANNOTATION_OVERLAY_LOWER, ANNOTATION_RESTART,
+    DEFAULT_CGROUP_PARENT, DEFAULT_PATH,
+};
+use crate::cgroups::{self, Resources};
+use crate::security::Security;
+
+mod options;
+pub(crate) use options::parse_options;
 
 /// The overlay rootfs of a bundle.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,10 +67,16 @@ pub(crate) struct ProcessConfig {
     pub args: Vec<String>,
     pub env: Vec<String>,
     pub cwd: PathBuf,
-    pub uid: u32,
-    pub gid: u32,
-    pub additional_gids: Vec<u32>,
-    pub no_new_privileges: bool,
+    /// User, capabilities, no_new_privs, seccomp.
+    pub security: Security,
+}
+
+/// The uid and gid maps of a user-namespaced container, as written to
+/// `/proc/<pid>/{uid,gid}_map`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct IdMaps {
+    pub uid_map: String,
+    pub gid_map: String,
 }
 
 /// Everything the container's init does, decided in advance.
@@ -80,10 +94,19 @@ pub(crate) struct InitConfig {
     pub hostname: Option<String>,
     /// Namespaces to create (CLONE_NEW* flags).
     pub clone_flags: CloneFlags,
-    /// Namespaces to join: (type, path). A pid namespace is joined by the shim before the
-    /// clone, all others by the init right after it.
+    /// Namespaces to join: (type, path), all joined by the shim before the clone (so that
+    /// the init is born in them, whatever user namespace it gets).
     pub join: Vec<(CloneFlags, PathBuf)>,
     pub process: ProcessConfig,
+    /// The process gets a pty as its terminal.
+    pub tty: bool,
+    /// Id maps when the container has its own user namespace.
+    pub userns: Option<IdMaps>,
+    /// The container's cgroup path (e.g. `/weft/c1`) and its limits.
+    pub cgroup_path: String,
+    pub resources: Resources,
+    /// What the shim does when the process exits.
+    pub restart: RestartPolicy,
 }
 
 /// The devices every container gets in its /dev.
@@ -108,20 +131,15 @@ fn default_devices() -> Vec<Device> {
 }
 
 impl InitConfig {
-    /// Derives the init's work from `spec` of the bundle at `bundle` (absolute).
-    pub fn from_spec(spec: &Spec, bundle: &Path) -> Result<InitConfig, String> {
+    /// Derives the init's work from `spec` of the bundle at `bundle` (absolute), for
+    /// container `id`.
+    pub fn from_spec(spec: &Spec, bundle: &Path, id: &str) -> Result<InitConfig, String> {
         let root = spec.root().as_ref().ok_or("config.json has no root")?;
         let rootfs = bundle.join(root.path());
         let process = spec
             .process()
             .as_ref()
             .ok_or("config.json has no process")?;
-        if process.terminal().unwrap_or(false) {
-            return Err(
-                "terminal (tty) containers are not supported by this runtime yet; run without a tty"
-                    .into(),
-            );
-        }
         let args = process.args().clone().unwrap_or_default();
         if args.is_empty() || args[0].is_empty() {
             return Err("process.args is empty: nothing to run".into());
@@ -134,7 +152,6 @@ impl InitConfig {
         if !cwd.is_absolute() {
             return Err(format!("process.cwd {} must be absolute", cwd.display()));
         }
-        let user = process.user();
 
         let overlay = spec
             .annotations()
@@ -166,6 +183,10 @@ impl InitConfig {
                 LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
                 LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
                 LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+                LinuxNamespaceType::User if ns.path().is_some() => {
+                    return Err("joining an existing user namespace is not supported by this runtime; let it create one".into())
+                }
+                LinuxNamespaceType::User => CloneFlags::CLONE_NEWUSER,
                 other => {
                     return Err(format!(
                         "namespace type {other} is not supported by this runtime yet"
@@ -247,6 +268,28 @@ impl InitConfig {
         let paths = |v: Option<&Vec<String>>| -> Vec<PathBuf> {
             v.into_iter().flatten().map(PathBuf::from).collect()
         };
+        let userns = if clone_flags.contains(CloneFlags::CLONE_NEWUSER) {
+            let maps = |m: Option<&Vec<LinuxIdMapping>>, what: &str| -> Result<String, String> {
+                let m = m.filter(|m| !m.is_empty()).ok_or_else(|| {
+                    format!("a user namespace needs linux.{what}Mappings (e.g. 0 100000 65536)")
+                })?;
+                Ok(m.iter()
+                    .map(|x| format!("{} {} {}\n", x.container_id(), x.host_id(), x.size()))
+                    .collect())
+            };
+            Some(IdMaps {
+                uid_map: maps(linux.and_then(|l| l.uid_mappings().as_ref()), "uid")?,
+                gid_map: maps(linux.and_then(|l| l.gid_mappings().as_ref()), "gid")?,
+            })
+        } else {
+            None
+        };
+        let annotations = spec.annotations().as_ref();
+        let restart = match annotations.and_then(|a| a.get(ANNOTATION_RESTART)) {
+            Some(r) => RestartPolicy::parse(r)?,
+            None => RestartPolicy::No,
+        };
+        let resources = Resources::from_spec(linux.and_then(|l| l.resources().as_ref()))?;
         Ok(InitConfig {
             bundle: bundle.to_path_buf(),
             rootfs,
@@ -263,168 +306,40 @@ impl InitConfig {
                 args,
                 env,
                 cwd,
-                uid: user.uid(),
-                gid: user.gid(),
-                additional_gids: user.additional_gids().clone().unwrap_or_default(),
-                no_new_privileges: process.no_new_privileges().unwrap_or(false),
+                security: Security::from_spec(process, linux)?,
             },
+            tty: process.terminal().unwrap_or(false),
+            userns,
+            cgroup_path: cgroup_path(spec, id)?,
+            resources,
+            restart,
         })
     }
 }
 
-/// Splits fstab-style options into mount flags, propagation flags and data.
-pub(crate) fn parse_options(opts: &[String]) -> (MsFlags, MsFlags, Option<String>) {
-    let mut flags = MsFlags::empty();
-    let mut prop = MsFlags::empty();
-    let mut data = Vec::new();
-    for o in opts {
-        let (set, clear, p) = match o.as_str() {
-            "ro" => (MsFlags::MS_RDONLY, MsFlags::empty(), MsFlags::empty()),
-            "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY, MsFlags::empty()),
-            "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty(), MsFlags::empty()),
-            "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID, MsFlags::empty()),
-            "nodev" => (MsFlags::MS_NODEV, MsFlags::empty(), MsFlags::empty()),
-            "dev" => (MsFlags::empty(), MsFlags::MS_NODEV, MsFlags::empty()),
-            "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty(), MsFlags::empty()),
-            "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC, MsFlags::empty()),
-            "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty(), MsFlags::empty()),
-            "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS, MsFlags::empty()),
-            "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty(), MsFlags::empty()),
-            "remount" => (MsFlags::MS_REMOUNT, MsFlags::empty(), MsFlags::empty()),
-            "mand" => (MsFlags::MS_MANDLOCK, MsFlags::empty(), MsFlags::empty()),
-            "nomand" => (MsFlags::empty(), MsFlags::MS_MANDLOCK, MsFlags::empty()),
-            "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME, MsFlags::empty()),
-            "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty(), MsFlags::empty()),
-            "diratime" => (MsFlags::empty(), MsFlags::MS_NODIRATIME, MsFlags::empty()),
-            "nodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty(), MsFlags::empty()),
-            "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty(), MsFlags::empty()),
-            "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME, MsFlags::empty()),
-            "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty(), MsFlags::empty()),
-            "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME, MsFlags::empty()),
-            "bind" => (MsFlags::MS_BIND, MsFlags::empty(), MsFlags::empty()),
-            "rbind" => (
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                MsFlags::empty(),
-                MsFlags::empty(),
-            ),
-            "private" => (MsFlags::empty(), MsFlags::empty(), MsFlags::MS_PRIVATE),
-            "rprivate" => (
-                MsFlags::empty(),
-                MsFlags::empty(),
-                MsFlags::MS_PRIVATE | MsFlags::MS_REC,
-            ),
-            "shared" => (MsFlags::empty(), MsFlags::empty(), MsFlags::MS_SHARED),
-            "rshared" => (
-                MsFlags::empty(),
-                MsFlags::empty(),
-                MsFlags::MS_SHARED | MsFlags::MS_REC,
-            ),
-            "slave" => (MsFlags::empty(), MsFlags::empty(), MsFlags::MS_SLAVE),
-            "rslave" => (
-                MsFlags::empty(),
-                MsFlags::empty(),
-                MsFlags::MS_SLAVE | MsFlags::MS_REC,
-            ),
-            "unbindable" => (MsFlags::empty(), MsFlags::empty(), MsFlags::MS_UNBINDABLE),
-            "runbindable" => (
-                MsFlags::empty(),
-                MsFlags::empty(),
-                MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
-            ),
-            other => {
-                data.push(other.to_string());
-                continue;
-            }
-        };
-        flags = (flags | set) & !clear;
-        prop |= p;
+/// The cgroup of container `id`: `linux.cgroupsPath` when the spec names one, else
+/// `/<parent>/<id>` with the parent from the bundle's annotation (default `weft`).
+pub(crate) fn cgroup_path(spec: &Spec, id: &str) -> Result<String, String> {
+    if let Some(p) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
+    {
+        let s = p
+            .to_str()
+            .ok_or_else(|| format!("linux.cgroupsPath {} is not UTF-8", p.display()))?;
+        cgroups::validate_path(s).map_err(|e| format!("linux.cgroupsPath: {e}"))?;
+        return Ok(format!("/{}", s.trim_matches('/')));
     }
-    let data = (!data.is_empty()).then(|| data.join(","));
-    (flags, prop, data)
+    let parent = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION_CGROUP_PARENT))
+        .map(String::as_str)
+        .unwrap_or(DEFAULT_CGROUP_PARENT);
+    cgroups::validate_path(parent).map_err(|e| format!("cgroup parent: {e}"))?;
+    Ok(format!("/{}/{id}", parent.trim_matches('/')))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::bundle::{build_spec, NsMode, RunSpec};
-
-    fn run_spec() -> RunSpec {
-        RunSpec {
-            args: vec!["sleep".into(), "1".into()],
-            hostname: "h".into(),
-            rootfs_lower: vec!["/l/top".into(), "/l/base".into()],
-            ..RunSpec::default()
-        }
-    }
-
-    #[test]
-    fn from_weft_bundle() {
-        let spec = build_spec(&run_spec()).expect("spec");
-        let cfg = InitConfig::from_spec(&spec, Path::new("/b")).expect("cfg");
-        assert_eq!(cfg.rootfs, PathBuf::from("/b/rootfs"));
-        assert_eq!(
-            cfg.overlay,
-            Some(Overlay {
-                lower: vec!["/l/top".into(), "/l/base".into()],
-                upper: "/b/upper".into(),
-                work: "/b/work".into(),
-            })
-        );
-        assert_eq!(
-            cfg.clone_flags,
-            CloneFlags::CLONE_NEWPID
-                | CloneFlags::CLONE_NEWIPC
-                | CloneFlags::CLONE_NEWUTS
-                | CloneFlags::CLONE_NEWNS
-                | CloneFlags::CLONE_NEWNET
-        );
-        assert!(cfg.join.is_empty());
-        assert_eq!(cfg.hostname.as_deref(), Some("h"));
-        assert_eq!(cfg.mounts.len(), 6);
-        let sys = &cfg.mounts[5];
-        assert!(sys.flags.contains(MsFlags::MS_RDONLY | MsFlags::MS_NOSUID));
-        assert_eq!(
-            cfg.mounts[2].data.as_deref(),
-            Some("newinstance,ptmxmode=0666,mode=0620,gid=5")
-        );
-        assert_eq!(cfg.devices.len(), 6);
-        assert!(cfg.masked_paths.contains(&PathBuf::from("/proc/kcore")));
-    }
-
-    #[test]
-    fn join_netns() {
-        let mut rs = run_spec();
-        rs.netns = NsMode::Join("/run/netns/x".into());
-        let spec = build_spec(&rs).expect("spec");
-        let cfg = InitConfig::from_spec(&spec, Path::new("/b")).expect("cfg");
-        assert!(!cfg.clone_flags.contains(CloneFlags::CLONE_NEWNET));
-        assert_eq!(
-            cfg.join,
-            vec![(CloneFlags::CLONE_NEWNET, PathBuf::from("/run/netns/x"))]
-        );
-    }
-
-    #[test]
-    fn rejects_tty_and_empty_args() {
-        let mut rs = run_spec();
-        rs.tty = true;
-        let spec = build_spec(&rs).expect("spec");
-        let err = InitConfig::from_spec(&spec, Path::new("/b")).expect_err("tty");
-        assert!(err.contains("tty"), "{err}");
-    }
-
-    #[test]
-    fn options() {
-        let o = |v: &[&str]| parse_options(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        let (f, p, d) = o(&["rbind", "ro", "nosuid", "rprivate", "size=1k", "mode=755"]);
-        assert_eq!(
-            f,
-            MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID
-        );
-        assert_eq!(p, MsFlags::MS_PRIVATE | MsFlags::MS_REC);
-        assert_eq!(d.as_deref(), Some("size=1k,mode=755"));
-        let (f, _, d) = o(&["ro", "rw"]);
-        assert_eq!(f, MsFlags::empty());
-        assert_eq!(d, None);
-    }
-}
+mod tests;

@@ -1,0 +1,191 @@
+use super::*;
+use mountinfo::CgroupMount;
+
+fn v1_layout(tmp: &Path, controllers: &[&str]) -> Layout {
+    Layout::V1(
+        controllers
+            .iter()
+            .map(|c| (c.to_string(), tmp.join(c)))
+            .collect(),
+    )
+}
+
+fn limits() -> Resources {
+    Resources {
+        memory: Some(64 << 20),
+        cpu_quota: Some(50_000),
+        cpu_shares: Some(512),
+        pids: Some(20),
+        ..Resources::default()
+    }
+}
+
+#[test]
+fn layout_prefers_v1_controllers_on_hybrid_machines() {
+    let m = |mp: &str, v2: bool, c: &[&str]| CgroupMount {
+        mountpoint: mp.into(),
+        v2,
+        controllers: c.iter().map(|s| s.to_string()).collect(),
+    };
+    let hybrid = [
+        m("/sys/fs/cgroup/memory", false, &["memory"]),
+        m("/sys/fs/cgroup/cpu,cpuacct", false, &["cpu", "cpuacct"]),
+        m("/sys/fs/cgroup/unified", true, &[]),
+    ];
+    match Layout::from_mounts(&hybrid) {
+        Some(Layout::V1(c)) => {
+            assert_eq!(c.len(), 3);
+            assert_eq!(c[1], ("cpu".into(), "/sys/fs/cgroup/cpu,cpuacct".into()));
+        }
+        other => panic!("{other:?}"),
+    }
+    let unified = [m("/other", true, &[]), m("/sys/fs/cgroup", true, &[])];
+    assert_eq!(
+        Layout::from_mounts(&unified),
+        Some(Layout::V2("/sys/fs/cgroup".into()))
+    );
+    assert_eq!(Layout::from_mounts(&[]), None);
+}
+
+#[test]
+fn paths_are_checked() {
+    assert!(validate_path("/weft/c1").is_ok());
+    assert!(validate_path("weft/lab-1/node.a/c_1").is_ok());
+    assert!(validate_path("/weft/lab/").is_ok());
+    for bad in ["", "/", "/weft/../x", "/weft//x", "/a b", "/./x"] {
+        assert!(validate_path(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn v1_create_writes_limits_and_remove_cleans_up() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cg = Cgroup {
+        layout: v1_layout(tmp.path(), V1_CONTROLLERS),
+        path: "/weft/lab/c1".into(),
+    };
+    cg.create(&limits()).expect("create");
+    let r = |p: &str| std::fs::read_to_string(tmp.path().join(p)).expect(p);
+    assert_eq!(r("memory/weft/lab/c1/memory.limit_in_bytes"), "67108864");
+    assert_eq!(r("cpu/weft/lab/c1/cpu.cfs_quota_us"), "50000");
+    assert_eq!(r("cpu/weft/lab/c1/cpu.cfs_period_us"), "100000");
+    assert_eq!(r("cpu/weft/lab/c1/cpu.shares"), "512");
+    assert_eq!(r("pids/weft/lab/c1/pids.max"), "20");
+    assert_eq!(cg.dirs().len(), 4);
+    assert_eq!(
+        cg.procs_files()[0],
+        tmp.path().join("memory/weft/lab/c1/cgroup.procs")
+    );
+    // fake kernel files, so that the directories can be removed as in a real cgroupfs
+    std::fs::write(
+        tmp.path().join("memory/weft/lab/c1/memory.oom_control"),
+        "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+    )
+    .expect("write");
+    assert_eq!(cg.oom_kills(), 2);
+    for d in cg.dirs() {
+        for e in std::fs::read_dir(&d).expect("dir") {
+            std::fs::remove_file(e.expect("entry").path()).expect("rm");
+        }
+    }
+    cg.remove().expect("remove");
+    for c in V1_CONTROLLERS {
+        assert!(tmp.path().join(c).exists());
+        assert!(!tmp.path().join(c).join("weft").exists(), "{c}");
+    }
+    cg.remove().expect("removing twice is fine");
+}
+
+#[test]
+fn v1_missing_controller_fails_before_creating_anything() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cg = Cgroup {
+        layout: v1_layout(tmp.path(), &["memory", "cpu"]),
+        path: "/weft/c2".into(),
+    };
+    let e = cg.create(&limits()).expect_err("no pids controller");
+    assert!(e.contains("pids"), "{e}");
+    assert!(!tmp.path().join("memory/weft").exists());
+}
+
+#[test]
+fn v2_create_enables_controllers_and_writes_limits() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        tmp.path().join("cgroup.controllers"),
+        "cpuset cpu io memory pids\n",
+    )
+    .expect("controllers");
+    let cg = Cgroup {
+        layout: Layout::V2(tmp.path().to_path_buf()),
+        path: "/weft/c3".into(),
+    };
+    cg.create(&limits()).expect("create");
+    let r = |p: &str| std::fs::read_to_string(tmp.path().join(p)).expect(p);
+    // the fake file keeps only the last write; the real one accumulates
+    assert_eq!(r("cgroup.subtree_control"), "+pids");
+    assert_eq!(r("weft/cgroup.subtree_control"), "+pids");
+    assert_eq!(r("weft/c3/memory.max"), "67108864");
+    assert_eq!(r("weft/c3/cpu.max"), "50000 100000");
+    assert_eq!(
+        r("weft/c3/cpu.weight"),
+        v2::shares_to_weight(512).to_string()
+    );
+    assert_eq!(r("weft/c3/pids.max"), "20");
+    assert_eq!(v2::shares_to_weight(1024), 39);
+    assert_eq!(v2::shares_to_weight(2), 1);
+    assert_eq!(v2::shares_to_weight(262_144), 10_000);
+
+    let e = Cgroup {
+        layout: Layout::V2(tmp.path().join("weft")),
+        path: "/x".into(),
+    }
+    .create(&limits())
+    .expect_err("no controllers offered");
+    assert!(e.contains("v2 controller"), "{e}");
+}
+
+#[test]
+fn keyed_and_numbers() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let f = tmp.path().join("f");
+    std::fs::write(&f, "usage_usec 1500\nuser_usec 1000\n").expect("write");
+    assert_eq!(keyed(&f, "usage_usec"), Some(1500));
+    assert_eq!(keyed(&f, "nope"), None);
+    std::fs::write(&f, "max\n").expect("write");
+    assert_eq!(read_u64(&f), Some(u64::MAX));
+}
+
+#[test]
+fn v2_hierarchy_of_this_machine_create_join_remove() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping: needs root");
+        return;
+    }
+    let mounts = mountinfo::find();
+    let Some(m) = mounts.iter().find(|m| m.v2) else {
+        eprintln!("skipping: no cgroup2 mount here");
+        return;
+    };
+    let cg = Cgroup {
+        layout: Layout::V2(m.mountpoint.clone()),
+        path: format!("/weft-unit-{}/c", std::process::id()),
+    };
+    cg.create(&Resources::default()).expect("create");
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .expect("spawn");
+    let pid = child.id() as i32;
+    let joined = cg.add(pid);
+    let listed = cg.pids();
+    let _ = child.kill();
+    let _ = child.wait();
+    joined.expect("add");
+    assert_eq!(listed, vec![pid]);
+    cg.remove().expect("remove");
+    assert!(!m
+        .mountpoint
+        .join(format!("weft-unit-{}", std::process::id()))
+        .exists());
+}
