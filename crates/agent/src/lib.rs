@@ -112,12 +112,7 @@ fn reconcile_once(
     for w in &state.warnings {
         warn!("{w}");
     }
-    let table = rules::ruleset(&rules::RulesInput {
-        node,
-        networks: &state.networks,
-        workloads: &state.workloads,
-        policies: &state.policies,
-    });
+    let table = rules::ruleset(&rules::RulesInput::from_state(node, &state));
     nft.apply(&table).context("program table inet weft")?;
     let applied = apply(h, &current, &p)?;
     for r in &applied.added {

@@ -1,9 +1,9 @@
 //! One consistent read of the cluster's desired state.
 
 use anyhow::{Context, Result};
-use weft_ipam::Block;
+use weft_ipam::{Block, IpPool};
 use weft_model::policy::{NormalizedPolicy, Resource};
-use weft_model::{keys, Network, Node, Workload};
+use weft_model::{keys, ClusterConfig, Network, Node, Workload};
 use weft_store::{Revision, Store};
 
 /// Everything a node's plan depends on, read at one store revision.
@@ -14,6 +14,8 @@ pub struct ClusterState {
     pub networks: Vec<Network>,
     pub workloads: Vec<Workload>,
     pub blocks: Vec<Block>,
+    pub pools: Vec<IpPool>,
+    pub config: ClusterConfig,
     /// Every policy, normalized; records that do not decode are in `warnings`.
     pub policies: Vec<NormalizedPolicy>,
     pub warnings: Vec<String>,
@@ -50,6 +52,11 @@ impl ClusterState {
                     Ok(None) => {}
                     Err(e) => st.warnings.push(format!("policy {k} ignored: {e}")),
                 }
+            } else if k.starts_with(weft_ipam::keys::POOLS) {
+                st.pools
+                    .push(serde_json::from_slice(&kv.value).with_context(parse)?);
+            } else if k == keys::CONFIG {
+                st.config = serde_json::from_slice(&kv.value).with_context(parse)?;
             } else if k.starts_with(weft_ipam::keys::BLOCKS) {
                 st.blocks
                     .push(serde_json::from_slice(&kv.value).with_context(parse)?);

@@ -9,12 +9,13 @@ use weft_store::Store;
 use crate::Cluster;
 
 /// What `network create` asks for.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct NetworkOptions {
     pub name: String,
     pub driver: Driver,
     pub subnet: Option<Ipv4Net>,
     pub isolation: Isolation,
+    pub nat_outgoing: bool,
 }
 
 fn pool_name_of(network: &str) -> String {
@@ -57,6 +58,7 @@ pub fn create_network(c: &Cluster, o: &NetworkOptions) -> Result<Network> {
         pool,
         subnet: o.subnet,
         isolation: o.isolation,
+        nat_outgoing: o.nat_outgoing,
         created: weft_model::now(),
     };
     if let Err(e) = weft_store::create_json(store, &keys::network(&o.name), &net) {

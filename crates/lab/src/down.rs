@@ -45,8 +45,14 @@ pub fn down(name: &str, progress: &mut dyn FnMut(&str)) -> Result<()> {
         }
     }
 
-    // 3. Namespaces (links inside go with them).
+    // 3. Whatever else still runs in the lab's namespaces (e.g. left by `lab exec`), then
+    //    the namespaces themselves (links inside go with them).
     let prefix = paths::lab_netns_prefix(name);
+    let ours: Vec<String> = Netns::list_named()?
+        .into_iter()
+        .filter(|ns| ns.starts_with(&prefix))
+        .collect();
+    kill_processes_in(&ours, progress);
     for ns in Netns::list_named()? {
         if ns.starts_with(&prefix) {
             progress(&format!("deleting network namespace {ns}"));
@@ -85,4 +91,33 @@ fn stop_pid(pid: i32) {
     }
     let _ = kill(p, Signal::SIGKILL);
     let _ = nix::sys::wait::waitpid(p, None);
+}
+
+/// Kills every process whose network namespace is one of `names` (they can only have been
+/// started inside the lab).
+fn kill_processes_in(names: &[String], progress: &mut dyn FnMut(&str)) {
+    use std::os::unix::fs::MetadataExt;
+    let inodes: Vec<u64> = names
+        .iter()
+        .filter_map(|n| std::fs::metadata(format!("/run/netns/{n}")).ok())
+        .map(|m| m.ino())
+        .collect();
+    if inodes.is_empty() {
+        return;
+    }
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for p in procs.flatten() {
+        let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(ns) = std::fs::metadata(format!("/proc/{pid}/ns/net")) else {
+            continue;
+        };
+        if inodes.contains(&ns.ino()) && pid != std::process::id() as i32 {
+            progress(&format!("stopping process {pid} left in the lab"));
+            stop_pid(pid);
+        }
+    }
 }

@@ -200,6 +200,7 @@ fn init_store(o: &LabOptions) -> Result<()> {
             pool: DEFAULT_POOL.into(),
             subnet: None,
             isolation: Default::default(),
+            nat_outgoing: true,
             created: weft_model::now(),
         },
     )?;

@@ -215,9 +215,17 @@ pub struct Network {
     pub subnet: Option<Ipv4Net>,
     #[serde(default)]
     pub isolation: Isolation,
+    /// Masquerade traffic from its workloads to destinations outside the cluster (Calico's
+    /// natOutgoing).
+    #[serde(default = "yes")]
+    pub nat_outgoing: bool,
     /// Unix seconds.
     #[serde(default)]
     pub created: u64,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A container as the cluster knows it.

@@ -169,6 +169,9 @@ pub enum NetworkCmd {
         subnet: Option<String>,
         #[arg(long, default_value = "network")]
         isolation: String,
+        /// Do not masquerade traffic leaving the cluster (Calico's natOutgoing: false).
+        #[arg(long)]
+        no_nat_outgoing: bool,
     },
     /// List networks.
     Ls,

@@ -344,6 +344,7 @@ fn network(c: &Cluster, fmt: Format, cmd: NetworkCmd) -> Result<i32> {
             driver,
             subnet,
             isolation,
+            no_nat_outgoing,
         } => {
             let subnet = subnet
                 .as_deref()
@@ -356,6 +357,7 @@ fn network(c: &Cluster, fmt: Format, cmd: NetworkCmd) -> Result<i32> {
                     driver: driver.parse()?,
                     subnet,
                     isolation: isolation.parse()?,
+                    nat_outgoing: !no_nat_outgoing,
                 },
             )?;
             match fmt {

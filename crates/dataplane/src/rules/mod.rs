@@ -48,6 +48,23 @@ pub struct RulesInput<'a> {
     pub networks: &'a [Network],
     pub workloads: &'a [Workload],
     pub policies: &'a [NormalizedPolicy],
+    /// The cluster's own address ranges (IP pools and the service range): never NATed between.
+    pub cluster_nets: Vec<ipnet::Ipv4Net>,
+}
+
+impl<'a> RulesInput<'a> {
+    /// The input for `node` from one read of the store.
+    pub fn from_state(node: &'a str, st: &'a crate::ClusterState) -> RulesInput<'a> {
+        let mut cluster_nets: Vec<ipnet::Ipv4Net> = st.pools.iter().map(|p| p.cidr).collect();
+        cluster_nets.push(st.config.service_cidr);
+        RulesInput {
+            node,
+            networks: &st.networks,
+            workloads: &st.workloads,
+            policies: &st.policies,
+            cluster_nets,
+        }
+    }
 }
 
 /// Labels a workload is selected by (its own, plus its namespace's).
@@ -271,7 +288,53 @@ pub fn ruleset(input: &RulesInput) -> Table {
         BaseChain::filter(Hook::Input, 0, Policy::Accept),
         inp,
     ));
+    egress_nat(&mut t, input);
     t
+}
+
+/// Calico's natOutgoing: traffic from the workloads of networks that want it, to anything
+/// outside the cluster's ranges, leaves with the node's address.
+fn egress_nat(t: &mut Table, input: &RulesInput) {
+    let nat_nets: BTreeSet<&str> = input
+        .networks
+        .iter()
+        .filter(|n| n.nat_outgoing)
+        .map(|n| n.name.as_str())
+        .collect();
+    let sources: BTreeSet<Ipv4Addr> = input
+        .workloads
+        .iter()
+        .filter(|w| nat_nets.contains(w.network.as_str()))
+        .filter_map(|w| w.ip)
+        .collect();
+    t.sets.push(Set::new(
+        "nat-outgoing",
+        KeyType::Ipv4Addr,
+        sources.into_iter().map(Value::from).collect(),
+    ));
+    let mut nets = input.cluster_nets.clone();
+    nets.sort();
+    nets.dedup();
+    let mut cluster = Set::new(
+        "cluster-nets",
+        KeyType::Ipv4Addr,
+        nets.into_iter().map(Value::from).collect(),
+    );
+    cluster.flags.interval = true;
+    t.sets.push(cluster);
+    t.chains.push(Chain::base(
+        "postrouting",
+        BaseChain::nat(Hook::Postrouting, 100),
+        vec![rule(
+            vec![
+                Expr::in_set(&[weft_nft::Field::IpSaddr], "nat-outgoing"),
+                Expr::not_in_set(&[weft_nft::Field::IpDaddr], "cluster-nets"),
+                Expr::counter(),
+                Expr::masquerade(),
+            ],
+            "natOutgoing: workloads to outside the cluster",
+        )],
+    ));
 }
 
 /// `fw_<if>` or `tw_<if>`: anti-spoofing (egress), the endpoint's policies in order, then the
