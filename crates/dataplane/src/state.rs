@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use weft_ipam::{Block, IpPool};
-use weft_model::policy::{NormalizedPolicy, Resource};
+use weft_model::policy::{NormalizedPolicy, Resource, Service};
 use weft_model::{keys, ClusterConfig, Network, Node, Workload};
 use weft_store::{Revision, Store};
 
@@ -18,6 +18,7 @@ pub struct ClusterState {
     pub config: ClusterConfig,
     /// Every policy, normalized; records that do not decode are in `warnings`.
     pub policies: Vec<NormalizedPolicy>,
+    pub services: Vec<Service>,
     pub warnings: Vec<String>,
 }
 
@@ -51,6 +52,12 @@ impl ClusterState {
                     Ok(Some(p)) => st.policies.push(p),
                     Ok(None) => {}
                     Err(e) => st.warnings.push(format!("policy {k} ignored: {e}")),
+                }
+            } else if k.starts_with(keys::SERVICES) {
+                match serde_json::from_slice::<Resource>(&kv.value) {
+                    Ok(Resource::Service(svc)) => st.services.push(svc),
+                    Ok(_) => st.warnings.push(format!("{k} is not a service")),
+                    Err(e) => st.warnings.push(format!("service {k} ignored: {e}")),
                 }
             } else if k.starts_with(weft_ipam::keys::POOLS) {
                 st.pools

@@ -5,6 +5,7 @@ mod cluster;
 mod container;
 mod network;
 pub mod resources;
+pub mod services;
 mod view;
 
 pub use cluster::{require_root, Cluster, NodeRef};

@@ -24,7 +24,10 @@ impl std::fmt::Display for Applied {
 }
 
 fn key_of(r: &Resource) -> String {
-    keys::policy(r.kind(), r.namespace(), r.name())
+    match r {
+        Resource::Service(s) => keys::service(&s.metadata.namespace, &s.metadata.name),
+        _ => keys::policy(r.kind(), r.namespace(), r.name()),
+    }
 }
 
 /// `kind.group/name`, as kubectl names objects.
@@ -49,6 +52,7 @@ pub fn apply(c: &Cluster, text: &str) -> Result<Vec<Applied>> {
         let mut compares = vec![];
         let mut ops = vec![];
         let mut out = vec![];
+        let resources = crate::services::assign(c, &resources, &mut compares)?;
         for r in &resources {
             let key = key_of(r);
             let value = serde_json::to_vec(r)?;
@@ -79,9 +83,14 @@ pub fn apply(c: &Cluster, text: &str) -> Result<Vec<Applied>> {
 
 /// Every stored policy resource.
 pub fn list_policies(c: &Cluster) -> Result<Vec<Resource>> {
-    weft_store::list_json::<Resource>(c.store.as_ref(), keys::POLICIES)
-        .context("read policies")
-        .map(|v| v.into_iter().map(|(_, r, _)| r).collect())
+    let mut all: Vec<Resource> =
+        weft_store::list_json::<Resource>(c.store.as_ref(), keys::POLICIES)
+            .context("read policies")?
+            .into_iter()
+            .map(|(_, r, _)| r)
+            .collect();
+    all.extend(crate::services::list(c)?.into_iter().map(Resource::Service));
+    Ok(all)
 }
 
 /// Kinds as users type them, to the stored kind names they mean.
@@ -93,7 +102,8 @@ fn kinds_for(kind: &str) -> Result<&'static [&'static str]> {
         "globalpolicy" | "globalpolicies" | "globalnetworkpolicy" | "globalnetworkpolicies" => {
             &["GlobalNetworkPolicy"]
         }
-        other => bail!("unknown kind {other:?}; use policy or globalpolicy"),
+        "service" | "services" | "svc" => &["Service"],
+        other => bail!("unknown kind {other:?}; use policy, globalpolicy or service"),
     })
 }
 

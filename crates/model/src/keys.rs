@@ -32,3 +32,10 @@ pub const AGENT_STATUS: &str = "/status/agents/";
 pub fn agent_status(node: &str) -> String {
     format!("{AGENT_STATUS}{node}")
 }
+
+/// Services: `/weft/services/<namespace>/<name>`.
+pub const SERVICES: &str = "/weft/services/";
+
+pub fn service(namespace: &str, name: &str) -> String {
+    format!("{SERVICES}{namespace}/{name}")
+}

@@ -24,7 +24,7 @@ use crate::{mounts, sock};
 /// How long `start` waits for the shim's answer.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long `delete` and `stop` wait for a killed container's shim to finish.
-const SHIM_EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+const SHIM_EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Polling interval while waiting for a state change.
 const POLL: Duration = Duration::from_millis(20);
 

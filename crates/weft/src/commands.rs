@@ -530,7 +530,64 @@ fn get_policies(c: &Cluster, fmt: Format, kind: &str, name: Option<&str>) -> Res
     Ok(0)
 }
 
+fn get_services(c: &Cluster, fmt: Format, name: Option<&str>) -> Result<i32> {
+    let mut all = weft_engine::services::list(c)?;
+    all.retain(|s| name.is_none_or(|n| s.metadata.name == n));
+    if let (Some(n), true) = (name, all.is_empty()) {
+        bail!("service {n:?} not found; see `weft get svc`");
+    }
+    emit(fmt, &all, || {
+        let mut t = Table::new(&["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"]);
+        for s in &all {
+            let ports: Vec<String> = s
+                .ports()
+                .unwrap_or_default()
+                .iter()
+                .map(|p| {
+                    let proto = weft_model::policy::Protocol(p.protocol);
+                    match p.node_port {
+                        Some(np) => format!("{}:{np}/{proto}", p.port),
+                        None => format!("{}/{proto}", p.port),
+                    }
+                })
+                .collect();
+            t.row(vec![
+                s.metadata.name.clone(),
+                format!("{:?}", s.spec.service_type),
+                s.spec.cluster_ip.clone().unwrap_or_default(),
+                "<none>".into(),
+                ports.join(","),
+            ]);
+        }
+        t
+    })?;
+    Ok(0)
+}
+
+fn get_endpoints(c: &Cluster, fmt: Format, name: Option<&str>) -> Result<i32> {
+    let mut all = weft_engine::services::list_endpoints(c)?;
+    all.retain(|e| name.is_none_or(|n| e.name == n));
+    emit(fmt, &all, || {
+        let mut t = Table::new(&["NAME", "ENDPOINTS"]);
+        for e in &all {
+            let eps = if e.endpoints.is_empty() {
+                "<none>".to_string()
+            } else {
+                e.endpoints.join(",")
+            };
+            t.row(vec![e.name.clone(), eps]);
+        }
+        t
+    })?;
+    Ok(0)
+}
+
 fn get(c: &Cluster, fmt: Format, kind: &str, name: Option<&str>) -> Result<i32> {
+    match kind.to_ascii_lowercase().as_str() {
+        "svc" | "service" | "services" => return get_services(c, fmt, name),
+        "ep" | "endpoints" => return get_endpoints(c, fmt, name),
+        _ => {}
+    }
     if weft_engine::resources::is_policy_kind(kind) {
         return get_policies(c, fmt, kind, name);
     }
@@ -540,7 +597,7 @@ fn get(c: &Cluster, fmt: Format, kind: &str, name: Option<&str>) -> Result<i32> 
         "workload" | "workloads" | "wl" => (keys::WORKLOADS.to_string(), "workload"),
         "ippool" | "ippools" => (weft_ipam::keys::POOLS.to_string(), "ippool"),
         other => bail!(
-            "unknown kind {other:?}; use node, network, workload, ippool, policy or globalpolicy"
+            "unknown kind {other:?}; use node, network, workload, ippool, policy, globalpolicy, svc or endpoints"
         ),
     };
     let items: Vec<serde_json::Value> =

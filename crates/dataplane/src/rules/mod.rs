@@ -17,6 +17,7 @@
 //! exists and a new workload is covered from its first packet.
 
 mod policy;
+mod services;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -50,6 +51,9 @@ pub struct RulesInput<'a> {
     pub policies: &'a [NormalizedPolicy],
     /// The cluster's own address ranges (IP pools and the service range): never NATed between.
     pub cluster_nets: Vec<ipnet::Ipv4Net>,
+    pub services: &'a [weft_model::policy::Service],
+    /// This node's own addresses (NodePorts answer on them).
+    pub node_addrs: Vec<Ipv4Addr>,
 }
 
 impl<'a> RulesInput<'a> {
@@ -63,6 +67,8 @@ impl<'a> RulesInput<'a> {
             workloads: &st.workloads,
             policies: &st.policies,
             cluster_nets,
+            services: &st.services,
+            node_addrs: st.node(node).map(|n| n.address).into_iter().collect(),
         }
     }
 }
@@ -72,7 +78,7 @@ pub fn labels_of(w: &Workload) -> BTreeMap<String, String> {
     endpoint_labels(NAMESPACE, &w.labels)
 }
 
-fn chain_safe(s: &str) -> String {
+pub(crate) fn chain_safe(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '.' {
@@ -110,7 +116,7 @@ fn mark_is(bit: u32) -> Expr {
     }
 }
 
-fn rule(exprs: Vec<Expr>, comment: &str) -> Rule {
+pub(crate) fn rule(exprs: Vec<Expr>, comment: &str) -> Rule {
     Rule::new(exprs).with_comment(comment)
 }
 
@@ -289,6 +295,7 @@ pub fn ruleset(input: &RulesInput) -> Table {
         inp,
     ));
     egress_nat(&mut t, input);
+    services::compile(&mut t, input);
     t
 }
 

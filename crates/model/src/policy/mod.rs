@@ -13,6 +13,7 @@ mod k8s;
 mod locate;
 mod normalized;
 mod resource;
+mod service;
 #[cfg(test)]
 mod tests;
 
@@ -34,3 +35,4 @@ pub use normalized::{
     NAMESPACE_LABELS_PREFIX, NAMESPACE_NAME_LABELS,
 };
 pub use resource::{Kind, Resource, KINDS};
+pub use service::{ResolvedPort, Service, ServicePort, ServiceSpec, ServiceType, NODE_PORT_RANGE};

@@ -10,6 +10,7 @@ use super::calico::{GlobalNetworkPolicy, NetworkPolicy};
 use super::common::{ObjectMeta, PolicyError};
 use super::k8s::K8sNetworkPolicy;
 use super::normalized::NormalizedPolicy;
+use super::service::Service;
 
 /// A resource type users can declare.
 pub trait Kind: Serialize + DeserializeOwned + Into<Resource> {
@@ -69,11 +70,33 @@ policy_kind!(
     K8sNetworkPolicy
 );
 
+impl Kind for Service {
+    const API_VERSION: &'static str = "v1";
+    const KIND: &'static str = "Service";
+    const NAMESPACED: bool = true;
+    fn metadata(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+    fn validate(&self) -> Result<(), PolicyError> {
+        Service::validate(self)
+    }
+}
+
+impl From<Service> for Resource {
+    fn from(v: Service) -> Resource {
+        Resource::Service(v)
+    }
+}
+
 /// Every kind weft decodes, as `(apiVersion, kind)`.
 pub const KINDS: &[(&str, &str)] = &[
     (NetworkPolicy::API_VERSION, NetworkPolicy::KIND),
     (GlobalNetworkPolicy::API_VERSION, GlobalNetworkPolicy::KIND),
     (K8sNetworkPolicy::API_VERSION, K8sNetworkPolicy::KIND),
+    (Service::API_VERSION, Service::KIND),
 ];
 
 /// One declared resource.
@@ -85,6 +108,8 @@ pub enum Resource {
     GlobalNetworkPolicy(GlobalNetworkPolicy),
     /// `networking.k8s.io/v1` NetworkPolicy.
     K8sNetworkPolicy(K8sNetworkPolicy),
+    /// `v1` Service.
+    Service(Service),
 }
 
 /// Runs `$body` with `$v` bound to the inner value and `$T` to its type, for every variant.
@@ -101,6 +126,10 @@ macro_rules! for_each_variant {
             }
             Resource::K8sNetworkPolicy($v) => {
                 type $T = K8sNetworkPolicy;
+                $body
+            }
+            Resource::Service($v) => {
+                type $T = Service;
                 $body
             }
         }
@@ -155,6 +184,7 @@ impl Resource {
             Resource::NetworkPolicy(p) => p.normalize().map(Some),
             Resource::GlobalNetworkPolicy(p) => p.normalize().map(Some),
             Resource::K8sNetworkPolicy(p) => p.normalize().map(Some),
+            Resource::Service(_) => Ok(None),
         }
     }
 }
@@ -198,6 +228,7 @@ pub(crate) fn dispatch(
         (K8sNetworkPolicy::API_VERSION, K8sNetworkPolicy::KIND) => {
             decode_as::<K8sNetworkPolicy>(src)
         }
+        (Service::API_VERSION, Service::KIND) => decode_as::<Service>(src),
         _ => return Err(DispatchError::Unknown(unknown_kind(api_version, kind))),
     };
     r.map_err(DispatchError::Fields)

@@ -20,7 +20,7 @@ pub(crate) use resources::{Resources, CPU_PERIOD, MIN_MEMORY};
 pub(crate) const V1_CONTROLLERS: &[&str] = &["memory", "cpu", "cpuacct", "pids"];
 
 /// How long `remove` retries a busy cgroup (its last processes are still exiting).
-const REMOVE_TIMEOUT: Duration = Duration::from_secs(3);
+const REMOVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Resource usage of a container, like `docker stats --no-stream`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

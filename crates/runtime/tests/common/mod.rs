@@ -136,6 +136,13 @@ impl Env {
         loop {
             let st = weft_runtime::state(&self.root, id).expect("state");
             if st.status == Status::Stopped {
+                if st.exit_code.is_none() {
+                    let log = self.root.join(id).join("shim.log");
+                    eprintln!(
+                        "{id} stopped without an exit code; shim log: {:?}",
+                        fs::read_to_string(log).unwrap_or_default()
+                    );
+                }
                 return st;
             }
             assert!(Instant::now() < deadline, "{id} did not stop: {st:?}");
