@@ -33,6 +33,18 @@ pub struct RunOptions {
     pub ip: Option<Ipv4Addr>,
     pub detach: bool,
     pub remove: bool,
+    pub tty: bool,
+    /// Limits and security, passed to the runtime as they are.
+    pub memory: Option<i64>,
+    pub cpus: Option<f64>,
+    pub pids_limit: Option<i64>,
+    pub restart: weft_runtime::RestartPolicy,
+    pub user: Option<String>,
+    pub read_only: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub privileged: bool,
+    pub userns: bool,
 }
 
 /// What `run` did.
@@ -227,10 +239,23 @@ pub fn run(c: &Cluster, node: &NodeRef, o: &RunOptions) -> Result<RunOutcome> {
         } else {
             image.layers.clone()
         },
-        user: image.config.user.clone().filter(|u| !u.is_empty()),
+        user: o
+            .user
+            .clone()
+            .or_else(|| image.config.user.clone().filter(|u| !u.is_empty())),
         netns: netns_mode,
-        tty: false,
+        tty: o.tty,
         labels: o.labels.clone(),
+        memory: o.memory,
+        cpus: o.cpus,
+        pids_limit: o.pids_limit,
+        restart: o.restart.clone(),
+        read_only: o.read_only,
+        cap_add: o.cap_add.clone(),
+        cap_drop: o.cap_drop.clone(),
+        privileged: o.privileged,
+        userns: o.userns,
+        cgroup_parent: Some(format!("weft/{}/{}", c.lab, node.node.name)),
         ..Default::default()
     };
     let bd = bundle_dir.clone();
@@ -391,6 +416,20 @@ pub fn ps(c: &Cluster, all: bool) -> Result<Vec<ContainerView>> {
             .filter(|v| all || v.state == crate::State::Running)
             .collect();
     out.sort_by(|a, b| (&a.node, &a.name).cmp(&(&b.node, &b.name)));
+    Ok(out)
+}
+
+/// `weft stats`: usage of running containers (all, or those named).
+pub fn stats(c: &Cluster, names: &[String]) -> Result<Vec<(ContainerView, weft_runtime::Stats)>> {
+    let mut out = vec![];
+    for v in ps(c, false)? {
+        if !names.is_empty() && !names.contains(&v.name) {
+            continue;
+        }
+        let st = weft_runtime::stats(&paths::runtime_root(&c.lab, &v.node), &v.id)
+            .with_context(|| format!("stats of {}", v.name))?;
+        out.push((v, st));
+    }
     Ok(out)
 }
 

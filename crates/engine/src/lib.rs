@@ -9,6 +9,8 @@ pub mod services;
 mod view;
 
 pub use cluster::{require_root, Cluster, NodeRef};
-pub use container::{exec, inspect, kill, logs, ps, remove, run, stop, RunOptions, RunOutcome};
+pub use container::{
+    exec, inspect, kill, logs, ps, remove, run, stats, stop, RunOptions, RunOutcome,
+};
 pub use network::{create_network, inspect_network, list_networks, remove_network, NetworkOptions};
 pub use view::{ContainerView, State};

@@ -39,6 +39,11 @@ pub struct ContainerView {
     pub state: State,
     pub pid: Option<i32>,
     pub exit_code: Option<i32>,
+    /// The kernel's OOM killer ended it (memory limit reached).
+    pub oom_killed: bool,
+    pub restart_count: u32,
+    /// Why the runtime stopped it, when it did not exit by itself.
+    pub error: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub image: String,
     pub command: Vec<String>,
@@ -48,6 +53,9 @@ pub struct ContainerView {
 
 impl ContainerView {
     pub fn new(w: &Workload, rt: Option<&weft_runtime::State>) -> ContainerView {
+        let oom_killed = rt.is_some_and(|s| s.oom_killed);
+        let restart_count = rt.map(|s| s.restart_count).unwrap_or(0);
+        let error = rt.and_then(|s| s.error.clone());
         let (state, pid, exit_code) = match rt {
             None => (State::Unknown, None, None),
             Some(s) => {
@@ -69,6 +77,9 @@ impl ContainerView {
             state,
             pid,
             exit_code,
+            oom_killed,
+            restart_count,
+            error,
             labels: w.labels.clone(),
             image: w.image.clone(),
             command: w.command.clone(),

@@ -60,6 +60,8 @@ pub enum Command {
     },
     /// Show a container in detail.
     Inspect { name: String },
+    /// Resource usage of running containers (like `docker stats --no-stream`).
+    Stats { names: Vec<String> },
     /// Stop containers (SIGTERM, then SIGKILL).
     Stop {
         /// Seconds to wait before SIGKILL.
@@ -226,6 +228,31 @@ pub struct RunArgs {
     pub interactive: bool,
     #[arg(short = 't', long)]
     pub tty: bool,
+    /// Memory limit, like 64m or 1g (bytes without a suffix).
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// CPUs the container may use, like 0.5.
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    #[arg(long)]
+    pub pids_limit: Option<i64>,
+    /// no, on-failure[:N], always.
+    #[arg(long, default_value = "no")]
+    pub restart: String,
+    /// uid[:gid] or a user name of the image.
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    #[arg(long)]
+    pub read_only: bool,
+    #[arg(long = "cap-add")]
+    pub cap_add: Vec<String>,
+    #[arg(long = "cap-drop")]
+    pub cap_drop: Vec<String>,
+    #[arg(long)]
+    pub privileged: bool,
+    /// Run in a user namespace (`host` to keep the host's).
+    #[arg(long)]
+    pub userns: Option<String>,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,

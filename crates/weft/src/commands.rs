@@ -210,6 +210,22 @@ fn cluster_command(c: &Cluster, node: Option<&str>, fmt: Format, cmd: Command) -
                     ip,
                     detach: a.detach,
                     remove: a.rm,
+                    tty: a.tty,
+                    memory: a.memory.as_deref().map(parse_size).transpose()?,
+                    cpus: a.cpus,
+                    pids_limit: a.pids_limit,
+                    restart: weft_runtime::RestartPolicy::parse(&a.restart)
+                        .map_err(|e| anyhow::anyhow!("--restart {}: {e}", a.restart))?,
+                    user: a.user,
+                    read_only: a.read_only,
+                    cap_add: a.cap_add,
+                    cap_drop: a.cap_drop,
+                    privileged: a.privileged,
+                    userns: match a.userns.as_deref() {
+                        None | Some("host") => false,
+                        Some("private") | Some("auto") => true,
+                        Some(other) => bail!("--userns {other}: use host or private"),
+                    },
                 },
             )?;
             if a.detach {
@@ -224,6 +240,38 @@ fn cluster_command(c: &Cluster, node: Option<&str>, fmt: Format, cmd: Command) -
         Command::Ps { all } => {
             let list = weft_engine::ps(c, all)?;
             emit(fmt, &list, || ps_table(&list))?;
+            Ok(0)
+        }
+        Command::Stats { names } => {
+            let all = weft_engine::stats(c, &names)?;
+            let rows: Vec<serde_json::Value> = all
+                .iter()
+                .map(|(v, s)| {
+                    serde_json::json!({"name": v.name, "node": v.node, "cpu_usage_ns": s.cpu_usage_ns,
+                        "memory_usage": s.memory_usage, "memory_limit": s.memory_limit, "pids": s.pids})
+                })
+                .collect();
+            emit(fmt, &rows, || {
+                let mut t = Table::new(&[
+                    "CONTAINER ID",
+                    "NAME",
+                    "NODE",
+                    "CPU TIME",
+                    "MEM USAGE / LIMIT",
+                    "PIDS",
+                ]);
+                for (v, s) in &all {
+                    t.row(vec![
+                        v.id[..12].to_string(),
+                        v.name.clone(),
+                        v.node.clone(),
+                        format!("{:.2}s", s.cpu_usage_ns as f64 / 1e9),
+                        format!("{} / {}", human(s.memory_usage), human(s.memory_limit)),
+                        s.pids.to_string(),
+                    ]);
+                }
+                t
+            })?;
             Ok(0)
         }
         Command::Inspect { name } => {
@@ -271,6 +319,36 @@ fn cluster_command(c: &Cluster, node: Option<&str>, fmt: Format, cmd: Command) -
         | Command::Install { .. } => {
             unreachable!("handled by dispatch")
         }
+    }
+}
+
+/// `64m`, `1g`, `512k` or plain bytes.
+fn parse_size(s: &str) -> Result<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    let n: f64 = num.parse().map_err(|_| {
+        anyhow::anyhow!("invalid size {s:?}: write it like 64m, 1g or a number of bytes")
+    })?;
+    if n <= 0.0 {
+        bail!("invalid size {s:?}: it must be positive");
+    }
+    Ok((n * mult as f64) as i64)
+}
+
+fn human(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= 1e9 {
+        format!("{:.2}GiB", b / (1u64 << 30) as f64)
+    } else if b >= 1e6 {
+        format!("{:.1}MiB", b / (1u64 << 20) as f64)
+    } else {
+        format!("{:.1}KiB", b / 1024.0)
     }
 }
 
