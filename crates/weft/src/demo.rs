@@ -58,6 +58,26 @@ impl Demo {
             .context("container has no ip")
     }
 
+    /// `weft apply -f` of `yaml` (through a temporary file, as a user would).
+    fn apply(&self, yaml: &str) -> Result<String> {
+        let path = std::env::temp_dir().join(format!("weft-demo-{}.yaml", std::process::id()));
+        std::fs::write(&path, yaml)?;
+        let out = self.must(&["apply", "-f", &path.to_string_lossy()]);
+        let _ = std::fs::remove_file(&path);
+        out
+    }
+
+    fn cluster_ip(&self, service: &str) -> Result<String> {
+        let out = Command::new(&self.exe)
+            .args(["--lab", LAB, "-o", "json", "get", "svc", service])
+            .output()?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        v[0]["spec"]["clusterIP"]
+            .as_str()
+            .map(str::to_string)
+            .context("service has no cluster IP")
+    }
+
     fn host_iface_of(&self, name: &str) -> Result<String> {
         let out = Command::new(&self.exe)
             .args(["--lab", LAB, "-o", "json", "inspect", name])
@@ -235,6 +255,215 @@ fn experiments(d: &mut Demo) -> Result<()> {
         true,
         &["exec", "web1", "wget", "-qO-", &format!("http://{bweb1}/")],
     )?;
+
+    let web3 = d.ip_of("web3")?;
+    section("S4: web1 (net1) -> web3 (net2) on the same node: each network's profile admits only its own");
+    d.check(
+        "S4",
+        "web1 -> web3 (other network)",
+        false,
+        &["exec", "web1", "ping", "-c", "1", "-W", "1", &web3],
+    )?;
+    d.must(&[
+        "lab",
+        "exec",
+        "master",
+        "--",
+        "nft",
+        "list",
+        "chain",
+        "inet",
+        "weft",
+        "prof_in_net2",
+    ])
+    .or_else(|_| Ok::<String, anyhow::Error>(String::new()))?;
+    section("S6: another node's host -> web1: denied on an isolated network");
+    d.check(
+        "S6",
+        "slave1 (host) -> web1",
+        false,
+        &[
+            "lab", "exec", "slave1", "--", &exe, "tool", "ping", "-c", "1", "-W", "1", &web1,
+        ],
+    )?;
+
+    section("seed 001: Kubernetes-style network (isolation none), a Service with a NodePort, the allow-tcp-80 policy");
+    d.must(&["network", "create", "k8s", "--isolation", "none"])?;
+    for (name, node, label) in [
+        ("nginx", "master", "app=nginx"),
+        ("nginx2", "slave1", "app=nginx"),
+        ("pod1", "slave1", "role=pod1"),
+        ("pod2", "slave2", "role=pod2"),
+    ] {
+        d.must(&[
+            "--node", node, "run", "-d", "--name", name, "--net", "k8s", "--label", label,
+            "toolbox", "httpd",
+        ])?;
+    }
+    d.apply(SEED_001_SERVICE)?;
+    d.must(&["get", "svc"])?;
+    d.must(&["get", "endpoints"])?;
+    let cluster_ip = d.cluster_ip("nginx")?;
+    let nginx = d.ip_of("nginx")?;
+    section("S10: pod2 -> ClusterIP: DNAT to a local or remote endpoint, chosen at random");
+    for _ in 0..4 {
+        d.check(
+            "S10",
+            "pod2 -> nginx service (ClusterIP)",
+            true,
+            &[
+                "exec",
+                "pod2",
+                "wget",
+                "-qO-",
+                "-T",
+                "2",
+                &format!("http://{cluster_ip}/"),
+            ],
+        )?;
+    }
+    section("S11: the node itself -> ClusterIP");
+    d.check(
+        "S11",
+        "slave2 (host) -> nginx service",
+        true,
+        &[
+            "lab",
+            "exec",
+            "slave2",
+            "--",
+            &exe,
+            "tool",
+            "wget",
+            "-qO-",
+            "-T",
+            "2",
+            &format!("http://{cluster_ip}/"),
+        ],
+    )?;
+    section("S12: ext -> NodePort 30080 on every node, masqueraded to the node");
+    for addr in ["198.51.100.11", "198.51.100.12", "198.51.100.13"] {
+        d.check(
+            "S12",
+            &format!("ext -> {addr}:30080"),
+            true,
+            &[
+                "lab",
+                "exec",
+                "ext",
+                "--",
+                &exe,
+                "tool",
+                "wget",
+                "-qO-",
+                "-T",
+                "2",
+                &format!("http://{addr}:30080/"),
+            ],
+        )?;
+    }
+    section("S13: allow-tcp-80 (seed 001): pod1 reaches nginx:80, pod2 does not");
+    d.apply(SEED_001_POLICY)?;
+    d.must(&["get", "policy"])?;
+    d.check(
+        "S13",
+        "pod1 -> nginx:80",
+        true,
+        &[
+            "exec",
+            "pod1",
+            "wget",
+            "-qO-",
+            "-T",
+            "2",
+            &format!("http://{nginx}/"),
+        ],
+    )?;
+    d.check(
+        "S13",
+        "pod2 -> nginx:80",
+        false,
+        &[
+            "exec",
+            "pod2",
+            "wget",
+            "-qO-",
+            "-T",
+            "2",
+            &format!("http://{nginx}/"),
+        ],
+    )?;
+    section("S17: web1 -> 203.0.113.1 (the outside, on gw): masqueraded to master");
+    // A web server "on the internet"; `lab down` ends it with the lab.
+    let _internet = Command::new(&d.exe)
+        .args([
+            "--lab", LAB, "lab", "exec", "gw", "--", &exe, "tool", "httpd", "-p", "80",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("start a web server on gw")?;
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    d.check(
+        "S17",
+        "web1 -> 203.0.113.1 (answers: gw, then master's address)",
+        true,
+        &[
+            "exec",
+            "web1",
+            "wget",
+            "-qO-",
+            "-T",
+            "2",
+            "http://203.0.113.1/",
+        ],
+    )?;
+    d.must(&[
+        "lab",
+        "exec",
+        "master",
+        "--",
+        "nft",
+        "list",
+        "chain",
+        "inet",
+        "weft",
+        "postrouting",
+    ])
+    .or_else(|_| Ok::<String, anyhow::Error>(String::new()))?;
     d.must(&["ipam", "check"])?;
     Ok(())
 }
+
+/// Seed 001's Service, with a NodePort.
+const SEED_001_SERVICE: &str = "apiVersion: v1
+kind: Service
+metadata:
+  name: nginx
+spec:
+  type: NodePort
+  selector:
+    app: nginx
+  ports:
+  - port: 80
+    targetPort: 80
+    nodePort: 30080
+";
+
+/// Seed 001's NetworkPolicy, as written there.
+const SEED_001_POLICY: &str = "apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata:
+  name: allow-tcp-80
+  namespace: default
+spec:
+  selector: app == 'nginx'
+  ingress:
+  - action: Allow
+    protocol: TCP
+    source:
+      selector: role == 'pod1'
+    destination:
+      ports:
+      - 80
+";
