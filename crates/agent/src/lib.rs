@@ -26,7 +26,10 @@ pub struct AgentOptions {
 /// Runs until killed. The calling thread must already be in the node's network namespace.
 pub fn run(store: &dyn Store, opts: &AgentOptions) -> Result<()> {
     let mut h = Handle::new().context("netlink socket in the node's namespace")?;
-    let mut nft = NetlinkBackend::new().context("nf_tables socket in the node's namespace")?;
+    let mut nft = Nft {
+        backend: NetlinkBackend::new().context("nf_tables socket in the node's namespace")?,
+        last: None,
+    };
     info!(node = %opts.node, "agent started");
     let mut from = reconcile(store, &mut h, &mut nft, &opts.node)?;
     let mut last = Instant::now();
@@ -45,6 +48,10 @@ pub fn run(store: &dyn Store, opts: &AgentOptions) -> Result<()> {
         if events.is_empty() && last.elapsed() < opts.resync {
             continue;
         }
+        if events.is_empty() {
+            // A periodic resync rewrites the table whole, undoing any change made by hand.
+            nft.last = None;
+        }
         match reconcile(store, &mut h, &mut nft, &opts.node) {
             Ok(rev) => from = rev.max(from),
             Err(e) => warn!("reconcile failed: {e:#}"),
@@ -53,13 +60,37 @@ pub fn run(store: &dyn Store, opts: &AgentOptions) -> Result<()> {
     }
 }
 
+/// The node's nftables table: what was last programmed, so that a change sends only the
+/// difference (one transaction either way).
+pub struct Nft {
+    backend: NetlinkBackend,
+    last: Option<weft_nft::Table>,
+}
+
+impl Nft {
+    fn program(&mut self, table: weft_nft::Table) -> Result<()> {
+        if self.last.as_ref() == Some(&table) {
+            return Ok(());
+        }
+        let res = match &self.last {
+            Some(old) => self.backend.update(old, &table),
+            None => self.backend.apply(&table),
+        };
+        match res {
+            Ok(()) => {
+                self.last = Some(table);
+                Ok(())
+            }
+            Err(e) => {
+                self.last = None;
+                Err(e.into())
+            }
+        }
+    }
+}
+
 /// One pass: read, plan, apply, report. Returns the revision it planned from.
-pub fn reconcile(
-    store: &dyn Store,
-    h: &mut Handle,
-    nft: &mut NetlinkBackend,
-    node: &str,
-) -> Result<i64> {
+pub fn reconcile(store: &dyn Store, h: &mut Handle, nft: &mut Nft, node: &str) -> Result<i64> {
     let res = reconcile_once(store, h, nft, node);
     let status = AgentStatus {
         node: node.to_string(),
@@ -74,12 +105,7 @@ pub fn reconcile(
     res
 }
 
-fn reconcile_once(
-    store: &dyn Store,
-    h: &mut Handle,
-    nft: &mut NetlinkBackend,
-    node: &str,
-) -> Result<i64> {
+fn reconcile_once(store: &dyn Store, h: &mut Handle, nft: &mut Nft, node: &str) -> Result<i64> {
     let cfg: ClusterConfig = weft_store::get_json(store, keys::CONFIG)?
         .map(|(c, _)| c)
         .unwrap_or_default();
@@ -113,7 +139,7 @@ fn reconcile_once(
         warn!("{w}");
     }
     let table = rules::ruleset(&rules::RulesInput::from_state(node, &state));
-    nft.apply(&table).context("program table inet weft")?;
+    nft.program(table).context("program table inet weft")?;
     let applied = apply(h, &current, &p)?;
     for r in &applied.added {
         info!(route = %r.dst, "route added");

@@ -79,18 +79,18 @@ pub fn compile(t: &mut weft_nft::Table, input: &RulesInput) {
                 ));
                 targets.push(Verdict::Goto(ep_chain));
             }
-            t.chains.push(Chain::regular(
-                &svc_chain,
-                vec![rule(
-                    vec![Expr::NumgenVmap { targets }],
-                    &format!(
-                        "service {base} port {}/{}: {} endpoint(s)",
-                        p.port,
-                        proto_name(p.protocol),
-                        eps.len()
-                    ),
-                )],
-            ));
+            // numgen cascade rather than an anonymous vmap: anonymous sets make the kernel
+            // re-walk the transaction for each one, which does not scale to 10,000 services.
+            let mut rules = Rule::numgen_cascade(&targets);
+            if let Some(first) = rules.first_mut() {
+                first.comment = Some(format!(
+                    "service {base} port {}/{}: {} endpoint(s)",
+                    p.port,
+                    proto_name(p.protocol),
+                    eps.len()
+                ));
+            }
+            t.chains.push(Chain::regular(&svc_chain, rules));
             svc_map.push((key, Verdict::Goto(svc_chain.clone())));
             if let Some(np) = p.node_port {
                 let ext = format!("ext_{id}");
