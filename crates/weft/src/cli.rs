@@ -24,7 +24,7 @@ pub struct Cli {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
-    /// Also `-o text`.
+    /// For people (`-o text` is the same).
     #[value(alias = "text")]
     Table,
     Json,

@@ -77,6 +77,10 @@ fn s2_s3_same_node_paths_verify() {
     let (cali1, cali2) = (host_iface(&lab, "web1"), host_iface(&lab, "web2"));
     let ip2 = lab.ip("web2");
 
+    // A healthy lab: doctor finds nothing (routes, interfaces, nftables table, agents, IPAM).
+    let healthy = lab.ok(&["doctor"]);
+    assert!(healthy.contains("no problems found"), "{healthy}");
+
     let text = lab.ok(&["trace", "web1", "web2", "--verify"]);
     assert!(
         text.contains(&format!(
@@ -404,6 +408,8 @@ fn s7_s9_vxlan_paths_verify() {
     let (ip1, ipb) = (lab.ip("web1"), lab.ip("b-web1"));
     wait_delivered(&lab, "web1", "b-web1");
 
+    let healthy = lab.ok(&["doctor"]);
+    assert!(healthy.contains("no problems found"), "{healthy}");
     let (code, t) = trace_json(&lab, &["web1", "b-web1", "--verify"]);
     assert_verified(code, &t);
     let hops = t["hops"].as_array().unwrap();
