@@ -249,7 +249,7 @@ pub fn run(c: &Cluster, node: &NodeRef, o: &RunOptions) -> Result<RunOutcome> {
         memory: o.memory,
         cpus: o.cpus,
         pids_limit: o.pids_limit,
-        restart: o.restart.clone(),
+        restart: o.restart,
         read_only: o.read_only,
         cap_add: o.cap_add.clone(),
         cap_drop: o.cap_drop.clone(),
@@ -265,7 +265,7 @@ pub fn run(c: &Cluster, node: &NodeRef, o: &RunOptions) -> Result<RunOutcome> {
             .map_err(Into::into)
     });
     Bundle::write(&bundle_dir, &spec).with_context(|| format!("write the bundle of {name}"))?;
-    write_etc(&bundle_dir, &hostname, workload.ip)?;
+    write_etc(&bundle_dir, &hostname, workload.ip, node.node.address)?;
 
     let root = node.runtime_root.clone();
     let state = weft_runtime::create(&root, &id, &bundle_dir)
@@ -371,7 +371,7 @@ fn ignore_missing(e: std::io::Error) -> std::io::Result<()> {
 }
 
 /// The container's own /etc/hostname, /etc/hosts and /etc/resolv.conf, in its upper layer.
-fn write_etc(bundle: &Path, hostname: &str, ip: Option<Ipv4Addr>) -> Result<()> {
+fn write_etc(bundle: &Path, hostname: &str, ip: Option<Ipv4Addr>, dns: Ipv4Addr) -> Result<()> {
     let etc = bundle.join("upper/etc");
     std::fs::create_dir_all(&etc).with_context(|| format!("create {}", etc.display()))?;
     let mut hosts =
@@ -384,7 +384,9 @@ fn write_etc(bundle: &Path, hostname: &str, ip: Option<Ipv4Addr>) -> Result<()> 
         ("hosts", hosts),
         (
             "resolv.conf",
-            String::from("# weft: name service comes with the dns issue\n"),
+            format!(
+                "# weft: the node's name server (containers by name, services)\nnameserver {dns}\nsearch default.svc.cluster.local svc.cluster.local cluster.local\n"
+            ),
         ),
     ] {
         std::fs::write(etc.join(f), body).with_context(|| format!("write /etc/{f}"))?;

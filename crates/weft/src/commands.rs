@@ -27,11 +27,12 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
                     tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
                         .unwrap_or_else(|_| "info".into()),
                 )
+                .with_ansi(false)
                 .init();
             let c = Cluster::open_lab(&cli.lab)?;
             let node = cli.node.context("weft agent needs --node NODE")?;
             weft_agent::run(
-                c.store.as_ref(),
+                std::sync::Arc::from(c.store),
                 &weft_agent::AgentOptions {
                     node,
                     resync: Duration::from_secs(resync),

@@ -281,6 +281,20 @@ pub fn ruleset(input: &RulesInput) -> Table {
         Expr::eq(weft_nft::Field::Iifname, glob()),
         Expr::jump("from-wl"),
     ]));
+    for (proto, field) in [
+        (weft_nft::PROTO_UDP, weft_nft::Field::UdpDport),
+        (weft_nft::PROTO_TCP, weft_nft::Field::TcpDport),
+    ] {
+        inp.push(rule(
+            vec![
+                Expr::eq(weft_nft::Field::Iifname, glob()),
+                Expr::l4proto(proto),
+                Expr::eq(field, Value::Port(53)),
+                Expr::accept(),
+            ],
+            "workloads may ask their node's name server",
+        ));
+    }
     inp.push(rule(
         vec![
             Expr::eq(weft_nft::Field::Iifname, glob()),
