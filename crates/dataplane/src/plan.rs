@@ -217,6 +217,7 @@ mod tests {
                 block("10.244.0.0/26", "master"),
                 block("10.244.0.64/26", "slave1"),
             ],
+            ..Default::default()
         }
     }
 

@@ -43,7 +43,7 @@ pub enum Command {
     #[command(subcommand)]
     Image(ImageCmd),
     /// Run a container.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Run a command in a running container.
     Exec(ExecArgs),
     /// List containers.
