@@ -39,10 +39,7 @@ fn s21_names_across_nodes_scoped_by_network() {
     assert!(rev.contains("b-web1"), "reverse lookup: {rev}");
 
     let svc = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector:\n    app: web\n  ports:\n  - port: 80\n";
-    let path = std::env::temp_dir().join(format!("weft-names-{}.yaml", lab.name));
-    std::fs::write(&path, svc).unwrap();
-    lab.ok(&["apply", "-f", path.to_str().unwrap()]);
-    let _ = std::fs::remove_file(&path);
+    assert!(lab.apply(svc).ok());
     let v: serde_json::Value =
         serde_json::from_str(&lab.ok(&["-o", "json", "get", "svc", "web"])).unwrap();
     let cluster_ip = v[0]["spec"]["clusterIP"].as_str().unwrap().to_string();

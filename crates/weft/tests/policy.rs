@@ -51,14 +51,6 @@ fn reaches(lab: &Lab, from: &str, ip: &str, port: u16) -> bool {
     .ok()
 }
 
-fn apply(lab: &Lab, yaml: &str) -> common::Run {
-    let path = std::env::temp_dir().join(format!("weft-policy-{}-{}.yaml", lab.name, yaml.len()));
-    std::fs::write(&path, yaml).unwrap();
-    let r = lab.weft(&["apply", "-f", path.to_str().unwrap()]);
-    let _ = std::fs::remove_file(&path);
-    r
-}
-
 /// Applies and waits until the node's agent has programmed it (by polling a probe).
 fn until(lab: &Lab, want: bool, mut probe: impl FnMut() -> bool) {
     let _ = lab;
@@ -156,7 +148,7 @@ fn s13_allow_tcp_80() {
     );
     // Seed 001's YAML (its line breaks were lost in the seed's text; restored here).
     let yaml = "apiVersion: projectcalico.org/v3\nkind: NetworkPolicy\nmetadata:\n  name: allow-tcp-80\n  namespace: default\nspec:\n  selector: app == 'nginx'\n  ingress:\n  - action: Allow\n    protocol: TCP\n    source:\n      selector: role == 'pod1'\n    destination:\n      ports:\n      - 80\n";
-    let r = apply(&lab, yaml);
+    let r = lab.apply(yaml);
     assert!(r.ok(), "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("allow-tcp-80 created"), "{}", r.stdout);
     until(&lab, false, || reaches(&lab, "pod2", &ip, 80));
@@ -191,7 +183,7 @@ fn s22_only_new_connections_are_judged() {
             ])
         });
         std::thread::sleep(Duration::from_millis(1000));
-        assert!(apply(&lab, deny_icmp).ok());
+        assert!(lab.apply(deny_icmp).ok());
         let r = flow.join().unwrap();
         assert!(
             r.stdout.contains("20 received"),
@@ -266,7 +258,7 @@ fn order_pass_and_log() {
             "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata:\n  name: log-all\nspec:\n  order: 1\n  selector: app == 'nginx'\n  ingress:\n  - action: Log\n---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata:\n  name: allow-pod1\nspec:\n  order: {allow_order}\n  selector: app == 'nginx'\n  ingress:\n  - action: Allow\n    source:\n      selector: role == 'pod1'\n  - action: Pass\n    source:\n      selector: role == 'pod2'\n---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata:\n  name: deny-all\nspec:\n  order: {deny_order}\n  selector: app == 'nginx'\n  ingress:\n  - action: Deny\n"
         )
     };
-    assert!(apply(&lab, &yaml(10, 20)).ok());
+    assert!(lab.apply(&yaml(10, 20)).ok());
     until(&lab, true, || reaches(&lab, "pod1", &ip, 80));
     assert!(
         reaches(&lab, "pod2", &ip, 80),
@@ -275,7 +267,7 @@ fn order_pass_and_log() {
     let table = lab.on("n1", &["nft", "list", "table", "inet", "weft"]);
     assert!(table.contains("log prefix \"weft log-all \""), "{table}");
     // deny-all first: pod1's allow comes too late.
-    assert!(apply(&lab, &yaml(30, 20)).ok());
+    assert!(lab.apply(&yaml(30, 20)).ok());
     until(&lab, false, || reaches(&lab, "pod1", &ip, 80));
     assert!(!reaches(&lab, "pod2", &ip, 80));
 }
@@ -295,7 +287,7 @@ fn kubernetes_network_policy_ingress_and_egress() {
     let yaml = format!(
         "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: nginx-in\nspec:\n  podSelector:\n    matchLabels:\n      app: nginx\n  ingress:\n  - from:\n    - podSelector:\n        matchLabels:\n          role: pod1\n    ports:\n    - protocol: TCP\n      port: 80\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: pod2-out\nspec:\n  podSelector:\n    matchLabels:\n      role: pod2\n  policyTypes: [Egress]\n  egress:\n  - to:\n    - ipBlock:\n        cidr: {web}/32\n    ports:\n    - protocol: TCP\n      port: 80\n"
     );
-    let r = apply(&lab, &yaml);
+    let r = lab.apply(&yaml);
     assert!(r.ok(), "{}{}", r.stdout, r.stderr);
     until(&lab, false, || reaches(&lab, "pod2", &ip, 80));
     assert!(
@@ -321,7 +313,7 @@ fn bad_policy_is_refused_whole() {
     }
     let lab = Lab::up(&["n1"]);
     let yaml = "apiVersion: projectcalico.org/v3\nkind: NetworkPolicy\nmetadata:\n  name: good\nspec:\n  selector: app == 'a'\n---\napiVersion: projectcalico.org/v3\nkind: NetworkPolicy\nmetadata:\n  name: bad\nspec:\n  selector: app == 'a' &&\n";
-    let r = apply(&lab, yaml);
+    let r = lab.apply(yaml);
     assert!(!r.ok());
     assert!(
         r.stderr.contains("spec.selector") && r.stderr.contains("position"),

@@ -10,14 +10,6 @@ use common::{can_run, wait_until, Lab};
 
 const SVC: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  type: NodePort\n  selector:\n    app: web\n  ports:\n  - name: http\n    port: 8000\n    targetPort: 80\n    nodePort: 30080\n";
 
-fn apply(lab: &Lab, yaml: &str) -> common::Run {
-    let path = std::env::temp_dir().join(format!("weft-svc-{}-{}.yaml", lab.name, yaml.len()));
-    std::fs::write(&path, yaml).unwrap();
-    let r = lab.weft(&["apply", "-f", path.to_str().unwrap()]);
-    let _ = std::fs::remove_file(&path);
-    r
-}
-
 /// Two endpoints (one per node) behind `web`, and a client pod on master.
 fn cluster() -> (Lab, String) {
     let lab = Lab::up(&["master", "slave1"]);
@@ -32,7 +24,7 @@ fn cluster() -> (Lab, String) {
         "--node", "master", "run", "-d", "--name", "client", "--net", "net1", "toolbox", "sleep",
         "600",
     ]);
-    let r = apply(&lab, SVC);
+    let r = lab.apply(SVC);
     assert!(
         r.ok() && r.stdout.contains("service/web created"),
         "{}{}",
@@ -152,7 +144,7 @@ fn service_without_endpoints_is_refused_at_once() {
         "--node", "n1", "run", "-d", "--name", "client", "--net", "net1", "toolbox", "sleep", "600",
     ]);
     let yaml = "apiVersion: v1\nkind: Service\nmetadata:\n  name: lonely\nspec:\n  selector:\n    app: nobody\n  ports:\n  - port: 80\n";
-    assert!(apply(&lab, yaml).ok());
+    assert!(lab.apply(yaml).ok());
     let svc: serde_json::Value =
         serde_json::from_str(&lab.ok(&["-o", "json", "get", "svc", "lonely"])).unwrap();
     let url = format!("http://{}/", svc[0]["spec"]["clusterIP"].as_str().unwrap());
@@ -176,18 +168,18 @@ fn invalid_services_are_refused_with_the_reason() {
     }
     let lab = Lab::up(&["n1"]);
     let bad_port = SVC.replace("port: 8000", "port: 70000");
-    let r = apply(&lab, &bad_port);
+    let r = lab.apply(&bad_port);
     assert!(
         !r.ok() && r.stderr.contains("70000") && r.stderr.contains("spec.ports[0].port"),
         "{}",
         r.stderr
     );
     let bad_proto = SVC.replace("- name: http", "- name: http\n    protocol: ICMP");
-    let r = apply(&lab, &bad_proto);
+    let r = lab.apply(&bad_proto);
     assert!(!r.ok() && r.stderr.contains("protocol"), "{}", r.stderr);
-    assert!(apply(&lab, SVC).ok());
+    assert!(lab.apply(SVC).ok());
     let clash = SVC.replace("name: web\n", "name: web2\n");
-    let r = apply(&lab, &clash);
+    let r = lab.apply(&clash);
     assert!(
         !r.ok() && r.stderr.contains("30080") && r.stderr.contains("already used"),
         "{}",
@@ -197,7 +189,7 @@ fn invalid_services_are_refused_with_the_reason() {
         serde_json::from_str(&lab.ok(&["-o", "json", "get", "svc", "web"])).unwrap();
     let ip = svc[0]["spec"]["clusterIP"].as_str().unwrap();
     let clash_ip = "apiVersion: v1\nkind: Service\nmetadata:\n  name: other\nspec:\n  clusterIP: ADDR\n  ports:\n  - port: 1\n".replace("ADDR", ip);
-    let r = apply(&lab, &clash_ip);
+    let r = lab.apply(&clash_ip);
     assert!(!r.ok() && r.stderr.contains("already used"), "{}", r.stderr);
     let names = lab.ok(&["get", "svc"]);
     assert!(

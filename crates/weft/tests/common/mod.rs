@@ -125,6 +125,17 @@ impl Lab {
         self.inspect(name)["ip"].as_str().expect("ip").to_string()
     }
 
+    /// `weft apply -f` of `yaml`, through a file as a user would.
+    pub fn apply(&self, yaml: &str) -> Run {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let path = std::env::temp_dir().join(format!("weft-{}-{n}.yaml", self.name));
+        std::fs::write(&path, yaml).expect("write the resource file");
+        let r = self.weft(&["apply", "-f", path.to_str().expect("utf-8 path")]);
+        let _ = std::fs::remove_file(&path);
+        r
+    }
+
     pub fn netns(&self, member: &str) -> String {
         format!("weft-{}-{member}", self.name)
     }
