@@ -26,7 +26,6 @@ pub struct AgentOptions {
 
 /// Runs until killed. The calling thread must already be in the node's network namespace.
 pub fn run(shared: Arc<dyn Store>, opts: &AgentOptions) -> Result<()> {
-    let _dns = start_dns(&shared, &opts.node);
     let store: &dyn Store = shared.as_ref();
     let mut h = Handle::new().context("netlink socket in the node's namespace")?;
     let mut nft = Nft {
@@ -60,37 +59,6 @@ pub fn run(shared: Arc<dyn Store>, opts: &AgentOptions) -> Result<()> {
             Err(e) => warn!("reconcile failed: {e:#}"),
         }
         last = Instant::now();
-    }
-}
-
-/// The node's name server for its workloads, on the node's address, port 53. A failure to
-/// start it is reported, not fatal: routing and policy still work without names.
-fn start_dns(store: &Arc<dyn Store>, node: &str) -> Option<weft_dns::Server> {
-    let addr = match weft_store::get_json::<Node>(store.as_ref(), &keys::node(node)) {
-        Ok(Some((n, _))) => n.address,
-        other => {
-            warn!("no DNS: node {node} not readable from the store ({other:?})");
-            return None;
-        }
-    };
-    let bind = std::net::SocketAddr::new(addr.into(), weft_dns::DNS_PORT);
-    let upstream = weft_dns::upstream_from_resolv_conf(std::path::Path::new("/etc/resolv.conf"));
-    match weft_dns::Server::start(
-        store.clone(),
-        &[bind],
-        weft_dns::DnsOptions {
-            upstream,
-            ttl: weft_dns::DEFAULT_TTL,
-        },
-    ) {
-        Ok(s) => {
-            info!(%bind, "DNS serving workload and service names");
-            Some(s)
-        }
-        Err(e) => {
-            warn!("DNS on {bind} not started: {e:#}");
-            None
-        }
     }
 }
 

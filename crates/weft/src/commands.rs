@@ -31,8 +31,11 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
                 .init();
             let c = Cluster::open_lab(&cli.lab)?;
             let node = cli.node.context("weft agent needs --node NODE")?;
+            // The node daemon: the agent, and beside it the node's name server.
+            let store: std::sync::Arc<dyn weft_store::Store> = std::sync::Arc::from(c.store);
+            let _dns = start_dns(&store, &node);
             weft_agent::run(
-                std::sync::Arc::from(c.store),
+                store,
                 &weft_agent::AgentOptions {
                     node,
                     resync: Duration::from_secs(resync),
@@ -66,6 +69,40 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             weft_engine::require_root()?;
             let c = Cluster::open_lab(&cli.lab)?;
             cluster_command(&c, cli.node.as_deref(), fmt, other)
+        }
+    }
+}
+
+/// The node's name server for its workloads, on the node's address, port 53. A failure to
+/// start it is reported, not fatal: routing and policy still work without names.
+fn start_dns(
+    store: &std::sync::Arc<dyn weft_store::Store>,
+    node: &str,
+) -> Option<weft_dns::Server> {
+    let addr = match weft_store::get_json::<weft_model::Node>(store.as_ref(), &keys::node(node)) {
+        Ok(Some((n, _))) => n.address,
+        other => {
+            tracing::warn!("no DNS: node {node} not readable from the store ({other:?})");
+            return None;
+        }
+    };
+    let bind = std::net::SocketAddr::new(addr.into(), weft_dns::DNS_PORT);
+    let upstream = weft_dns::upstream_from_resolv_conf(std::path::Path::new("/etc/resolv.conf"));
+    match weft_dns::Server::start(
+        store.clone(),
+        &[bind],
+        weft_dns::DnsOptions {
+            upstream,
+            ttl: weft_dns::DEFAULT_TTL,
+        },
+    ) {
+        Ok(s) => {
+            tracing::info!(%bind, "DNS serving workload and service names");
+            Some(s)
+        }
+        Err(e) => {
+            tracing::warn!("DNS on {bind} not started: {e:#}");
+            None
         }
     }
 }
