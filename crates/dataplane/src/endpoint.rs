@@ -1,9 +1,13 @@
 //! Wiring of one routed workload (Calico style), done synchronously when it starts, like a CNI ADD:
 //!
 //! - a veth pair: `caliXXXXXXXXXXX` on the node, `eth0` in the container;
-//! - container: `IP/32` on `eth0`, `default via 169.254.1.1 dev eth0 onlink`, `lo` up;
+//! - container: `IP/32` on `eth0`, `default via 169.254.1.1 dev eth0 onlink`, `lo` up, no IPv6
+//!   address on `eth0` (`addrgenmode none`);
 //! - node: host end with MAC ee:ee:ee:ee:ee:ee, proxy ARP on, proxy delay 0, forwarding on,
 //!   and `IP/32 dev caliX scope link`.
+//!
+//! Everything is done by netlink requests on the node's handle and one handle in the container:
+//! no sysctl writes, so no short-lived threads entering namespaces.
 //!
 //! Any failure undoes what was made, so a failed attach leaves no link behind.
 
@@ -12,7 +16,10 @@ use std::net::Ipv4Addr;
 use anyhow::{Context, Result};
 use ipnet::Ipv4Net;
 use weft_model::{HOST_IFACE_MAC, ROUTE_PROTO, WORKLOAD_GATEWAY};
-use weft_netlink::{Handle, Link, Netns, Route, VethSpec};
+use weft_netlink::{
+    Batch, Handle, Link, LinkChange, Netns, Route, VethSpec, IPV4_DEVCONF_FORWARDING,
+    IPV4_DEVCONF_PROXY_ARP,
+};
 
 /// What to wire.
 #[derive(Clone, Debug)]
@@ -28,9 +35,11 @@ pub struct Endpoint<'a> {
 pub const CONTAINER_IFACE: &str = "eth0";
 
 /// Wires `ep` between the node's netns and the container's. On error nothing is left behind.
+/// `node` must be a handle in the node's netns (`_node_ns`, no longer needed: nothing is done
+/// through sysctls).
 pub fn attach(
     node: &mut Handle,
-    node_ns: &Netns,
+    _node_ns: &Netns,
     container_ns: &Netns,
     ep: &Endpoint,
 ) -> Result<()> {
@@ -45,63 +54,57 @@ pub fn attach(
     let host = node
         .create_veth_with(&spec)
         .with_context(|| format!("create veth {} <-> {CONTAINER_IFACE}", ep.host_iface))?;
-    let res = wire(node, node_ns, container_ns, ep, &host);
+    let res = wire(node, container_ns, ep, &host);
     if res.is_err() {
         let _ = node.delete_link(host.index);
     }
     res
 }
 
-fn wire(
-    node: &mut Handle,
-    node_ns: &Netns,
-    container_ns: &Netns,
-    ep: &Endpoint,
-    host: &Link,
-) -> Result<()> {
+fn wire(node: &mut Handle, container_ns: &Netns, ep: &Endpoint, host: &Link) -> Result<()> {
     let iface = ep.host_iface;
-    weft_netlink::sysctls_set(
-        node_ns,
-        &[
-            (&format!("net/ipv4/conf/{iface}/proxy_arp"), "1"),
-            (&format!("net/ipv4/neigh/{iface}/proxy_delay"), "0"),
-            (&format!("net/ipv4/conf/{iface}/forwarding"), "1"),
-        ],
-    )
-    .with_context(|| format!("sysctls of {iface}"))?;
+    let ip32 = Ipv4Net::new(ep.ip, 32).expect("/32 is valid");
+    // Node side, one datagram: proxy ARP + forwarding (RTM_SETLINK), proxy delay 0
+    // (RTM_SETNEIGHTBL), the /32 route. No sysctl writes, so no thread enters a namespace.
+    let node_side = Batch::new()
+        .set_link(
+            host.index,
+            &LinkChange::new()
+                .inet_conf(&[(IPV4_DEVCONF_PROXY_ARP, 1), (IPV4_DEVCONF_FORWARDING, 1)]),
+        )
+        .set_neigh_proxy_delay(host.index, 0)
+        .replace_route(
+            &Route::new(ip32)
+                .dev(host.index)
+                .scope_link()
+                .proto(ROUTE_PROTO),
+        );
+    node.run_batch(&node_side).with_context(|| {
+        format!("proxy ARP, forwarding, proxy delay and route {ip32} of {iface}")
+    })?;
 
-    // IPv4 only, like Docker on a network without IPv6.
-    weft_netlink::sysctls_set(
-        container_ns,
-        &[
-            ("net/ipv6/conf/all/disable_ipv6", "1"),
-            ("net/ipv6/conf/default/disable_ipv6", "1"),
-        ],
-    )
-    .context("disable IPv6 in the container")?;
-    let mut c =
-        Handle::in_netns(container_ns).context("netlink socket in the container's netns")?;
-    c.set_up(weft_netlink::LOOPBACK_INDEX)?;
+    // Container side, one datagram, run in order by the kernel.
     let eth0 = host
         .link
         .context("the kernel did not report the container end's index")?;
-    c.add_address(eth0, Ipv4Net::new(ep.ip, 32).expect("/32 is valid"))?;
-    c.set_up(eth0)?;
-    c.add_route(
-        &Route::new("0.0.0.0/0".parse().expect("constant"))
-            .via(WORKLOAD_GATEWAY)
-            .dev(eth0)
-            .onlink(),
-    )
-    .context("default route via 169.254.1.1 in the container")?;
-
-    node.replace_route(
-        &Route::new(Ipv4Net::new(ep.ip, 32).expect("/32 is valid"))
-            .dev(host.index)
-            .scope_link()
-            .proto(ROUTE_PROTO),
-    )
-    .with_context(|| format!("route {}/32 dev {iface}", ep.ip))?;
+    let container_side = Batch::new()
+        .set_up(weft_netlink::LOOPBACK_INDEX)
+        // IPv4 only, like Docker on a network without IPv6: no IPv6 address generation on
+        // eth0 (no link-local address, so no IPv6 traffic). Must precede bringing it up.
+        .set_link(eth0, &LinkChange::new().no_ipv6_addr_gen())
+        .add_address(eth0, ip32)
+        .set_up(eth0)
+        .add_route(
+            &Route::new("0.0.0.0/0".parse().expect("constant"))
+                .via(WORKLOAD_GATEWAY)
+                .dev(eth0)
+                .onlink(),
+        );
+    let mut c =
+        Handle::in_netns(container_ns).context("netlink socket in the container's netns")?;
+    c.run_batch(&container_side).with_context(|| {
+        format!("lo up, eth0 {ip32} up, default via {WORKLOAD_GATEWAY} in the container")
+    })?;
     Ok(())
 }
 
@@ -115,4 +118,78 @@ pub fn detach(node: &mut Handle, host_iface: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Named test namespaces, deleted on drop (also on panic).
+    struct TestNs(Vec<String>);
+
+    impl Drop for TestNs {
+        fn drop(&mut self) {
+            for n in &self.0 {
+                let _ = Netns::delete_named(n);
+            }
+        }
+    }
+
+    fn proc_sys(ns: &Netns, key: &str) -> String {
+        weft_netlink::sysctl_get(ns, key).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Root only: what `attach` leaves, as seen through /proc in the two namespaces.
+    #[test]
+    fn attach_settings_seen_through_proc() {
+        if !is_root() {
+            eprintln!("skipping attach_settings_seen_through_proc: needs root");
+            return;
+        }
+        let pid = std::process::id();
+        let names = [format!("weft-t{pid}-epnode"), format!("weft-t{pid}-epctr")];
+        let guard = TestNs(names.to_vec());
+        let node_ns = Netns::create_named(&guard.0[0]).unwrap_or_else(|e| panic!("{e}"));
+        let ctr_ns = Netns::create_named(&guard.0[1]).unwrap_or_else(|e| panic!("{e}"));
+        let mut node = Handle::in_netns(&node_ns).unwrap_or_else(|e| panic!("{e}"));
+        let ep = Endpoint {
+            host_iface: "calitest0000001",
+            ip: Ipv4Addr::new(10, 244, 0, 7),
+            mtu: None,
+        };
+        attach(&mut node, &node_ns, &ctr_ns, &ep).unwrap_or_else(|e| panic!("{e:#}"));
+        let conf = "net/ipv4/conf/calitest0000001";
+        assert_eq!(proc_sys(&node_ns, &format!("{conf}/proxy_arp")), "1");
+        assert_eq!(proc_sys(&node_ns, &format!("{conf}/forwarding")), "1");
+        assert_eq!(
+            proc_sys(&node_ns, "net/ipv4/neigh/calitest0000001/proxy_delay"),
+            "0"
+        );
+        // No IPv6 address on eth0 (`ip -6 addr`), even after addrconf had its chance.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let v6 = weft_netlink::run_in_netns(&ctr_ns, || {
+            std::fs::read_to_string("/proc/thread-self/net/if_inet6")
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_default();
+        assert!(!v6.lines().any(|l| l.ends_with(" eth0")), "{v6}");
+        let mut c = Handle::in_netns(&ctr_ns).unwrap_or_else(|e| panic!("{e}"));
+        let eth0 = c
+            .link_by_name(CONTAINER_IFACE)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .expect("eth0");
+        assert!(eth0.up, "{eth0:?}");
+        detach(&mut node, ep.host_iface).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(
+            node.link_by_name(ep.host_iface)
+                .unwrap_or_else(|e| panic!("{e}")),
+            None
+        );
+    }
+
+    /// True when running as root (`/proc/self` belongs to the effective uid).
+    fn is_root() -> bool {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+    }
 }

@@ -15,7 +15,7 @@ use crate::error::{Context, Error, Result};
 use crate::netns::{run_in_netns, Netns};
 
 /// Size of a netlink message header.
-const NLMSG_HDRLEN: usize = 16;
+pub(crate) const NLMSG_HDRLEN: usize = 16;
 /// `NLM_F_CAPPED` on an error message: the request was not echoed back whole.
 const NLM_F_CAPPED: u16 = 0x100;
 /// `NLM_F_ACK_TLVS` on an error/done message: extended ACK attributes follow.
@@ -32,8 +32,8 @@ const DUMP_TRIES: usize = 5;
 pub struct Handle {
     socket: Socket,
     seq: u32,
-    rbuf: Vec<u8>,
-    sbuf: Vec<u8>,
+    pub(crate) rbuf: Vec<u8>,
+    pub(crate) sbuf: Vec<u8>,
     strict: bool,
 }
 
@@ -127,7 +127,7 @@ impl Handle {
             .with_detail("the dump kept being interrupted by concurrent changes"))
     }
 
-    fn next_seq(&mut self) -> u32 {
+    pub(crate) fn next_seq(&mut self) -> u32 {
         self.seq = self.seq.wrapping_add(1).max(1);
         self.seq
     }
@@ -215,7 +215,7 @@ impl Handle {
         }
     }
 
-    fn send(&self) -> io::Result<()> {
+    pub(crate) fn send(&self) -> io::Result<()> {
         loop {
             match self.socket.send(&self.sbuf, 0) {
                 Ok(_) => return Ok(()),
@@ -227,7 +227,7 @@ impl Handle {
 
     /// Receives one datagram into the receive buffer, growing it when the
     /// datagram is larger, and returns its length.
-    fn recv(&mut self) -> io::Result<usize> {
+    pub(crate) fn recv(&mut self) -> io::Result<usize> {
         let fd = self.socket.as_raw_fd();
         loop {
             // Peek at the size of the next datagram without copying it.
@@ -274,7 +274,7 @@ impl Handle {
 }
 
 /// Reads a native-endian i32 at `at`, or 0 when the message is too short.
-fn read_i32(msg: &[u8], at: usize) -> i32 {
+pub(crate) fn read_i32(msg: &[u8], at: usize) -> i32 {
     msg.get(at..at + 4)
         .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
         .unwrap_or(0)
@@ -282,7 +282,7 @@ fn read_i32(msg: &[u8], at: usize) -> i32 {
 
 /// Turns a negative kernel error code into an [`Error`], with the extended-ACK
 /// message when there is one.
-fn kernel_error(
+pub(crate) fn kernel_error(
     op: &str,
     object: &dyn fmt::Display,
     code: i32,

@@ -6,7 +6,8 @@
 //!   namespace (no thread is ever left in a foreign namespace).
 //! - [`sysctl_set`] / [`sysctl_get`]: per-namespace sysctls.
 //! - [`Handle`]: a blocking `NETLINK_ROUTE` socket bound to one namespace, for
-//!   links (veth, bridge, vxlan), IPv4 addresses, routes, neighbours and fdb entries.
+//!   links (veth, bridge, vxlan), IPv4 addresses, routes, neighbours and fdb entries;
+//!   [`Batch`] sends several requests in one datagram.
 //!
 //! Every fallible function returns [`Error`], which names the operation, the object
 //! and the OS errno, e.g. `create veth cali1234 (peer eth0): File exists (os error 17)`.
@@ -14,6 +15,7 @@
 //! No external program is ever run.
 
 mod addr;
+mod batch;
 mod error;
 mod handle;
 mod link;
@@ -28,10 +30,11 @@ mod sysctl;
 mod msg_tests;
 
 pub use addr::Address;
+pub use batch::Batch;
 pub use error::{Error, Result};
 pub use handle::Handle;
 pub use link::Link;
-pub use link_spec::{LinkChange, VethSpec};
+pub use link_spec::{LinkChange, VethSpec, IPV4_DEVCONF_FORWARDING, IPV4_DEVCONF_PROXY_ARP};
 pub use mac::{format_mac, parse_mac};
 pub use neigh::{FdbEntry, Neighbour, NUD_NOARP, NUD_PERMANENT, NUD_REACHABLE, NUD_STALE};
 pub use netns::{run_in_netns, Netns, NETNS_RUN_DIR};

@@ -160,7 +160,17 @@ impl Handle {
     /// `peer_up` off and call [`Handle::set_up`] on it). If that fails, the pair is
     /// deleted again.
     pub fn create_veth_with(&mut self, spec: &VethSpec) -> Result<Link> {
+        spec.check().map_err(|d| {
+            Error::from_errno("create veth", spec.to_string(), libc::EINVAL).with_detail(d)
+        })?;
         let link = self.create_link("create veth", spec, &spec.name, spec.message())?;
+        if !spec.inet_conf.is_empty() {
+            let change = LinkChange::new().inet_conf(&spec.inet_conf);
+            if let Err(e) = self.set_link(link.index, &change) {
+                let _ = self.delete_link(link.index);
+                return Err(e);
+            }
+        }
         if spec.peer_up {
             if let Err(e) = self.peer_up(spec, &link) {
                 let _ = self.delete_link(link.index);
@@ -243,6 +253,10 @@ impl Handle {
 
     /// Applies several settings to link `index` in one request.
     pub fn set_link(&mut self, index: u32, change: &LinkChange) -> Result<()> {
+        change.check().map_err(|d| {
+            Error::from_errno("set", LinkRef(index, change).to_string(), libc::EINVAL)
+                .with_detail(d)
+        })?;
         let m = change.message(index);
         self.request(
             "set",

@@ -4,8 +4,10 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 
+use netlink_packet_core::DefaultNla;
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    AfSpecInet, AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, InfoVxlan,
+    LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::AddressFamily;
 
@@ -34,7 +36,22 @@ pub struct VethSpec<'a> {
     pub peer_mac: Option<[u8; 6]>,
     /// Bring the peer end up.
     pub peer_up: bool,
+    /// IPv4 per-device settings of this end, `(IPV4_DEVCONF_* index, value)`
+    /// (`IFLA_AF_SPEC` / `AF_INET` / `IFLA_INET_CONF`). The kernel refuses `IFLA_AF_SPEC`
+    /// in `RTM_NEWLINK` (`EAFNOSUPPORT`), so they are set by one `RTM_SETLINK` right after.
+    pub inet_conf: Vec<(u32, u32)>,
 }
+
+/// `IPV4_DEVCONF_FORWARDING` (`net/ipv4/conf/<if>/forwarding`), from `linux/ip.h`.
+pub const IPV4_DEVCONF_FORWARDING: u32 = 1;
+/// `IPV4_DEVCONF_PROXY_ARP` (`net/ipv4/conf/<if>/proxy_arp`), from `linux/ip.h`.
+pub const IPV4_DEVCONF_PROXY_ARP: u32 = 3;
+/// Last valid `IPV4_DEVCONF_*` index the kernel accepts (`IPV4_DEVCONF_MAX`, kernel 5.x/6.x).
+const IPV4_DEVCONF_LAST: u32 = 33;
+/// `IFLA_INET_CONF`, inside `IFLA_AF_SPEC` / `AF_INET`.
+const IFLA_INET_CONF: u16 = 1;
+/// `NLA_F_NESTED`.
+const NLA_F_NESTED: u16 = 1 << 15;
 
 impl<'a> VethSpec<'a> {
     /// A pair `name` / `peer`, both down, in the handle's namespace.
@@ -82,6 +99,29 @@ impl<'a> VethSpec<'a> {
         self
     }
 
+    /// Sets IPv4 per-device settings of this end, `(IPV4_DEVCONF_* index, value)` (the
+    /// index is 1-based, as in `linux/ip.h`, e.g. [`IPV4_DEVCONF_FORWARDING`]). Added to
+    /// those already given; applied by one `RTM_SETLINK` right after the creation.
+    pub fn inet_conf(mut self, conf: &[(u32, u32)]) -> Self {
+        self.inet_conf.extend_from_slice(conf);
+        self
+    }
+
+    /// Turns proxy ARP on or off on this end (`net/ipv4/conf/<name>/proxy_arp`).
+    pub fn proxy_arp(self, on: bool) -> Self {
+        self.inet_conf(&[(IPV4_DEVCONF_PROXY_ARP, u32::from(on))])
+    }
+
+    /// Turns IPv4 forwarding on or off on this end (`net/ipv4/conf/<name>/forwarding`).
+    pub fn forwarding(self, on: bool) -> Self {
+        self.inet_conf(&[(IPV4_DEVCONF_FORWARDING, u32::from(on))])
+    }
+
+    /// Checks what the kernel would refuse with a bare `EINVAL`.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        check_inet_conf(&self.inet_conf)
+    }
+
     /// Builds the `RTM_NEWLINK` message.
     pub(crate) fn message(&self) -> LinkMessage {
         // The peer cannot be brought up in the creating request: the kernel
@@ -115,6 +155,43 @@ impl<'a> VethSpec<'a> {
     }
 }
 
+/// Checks devconf indices (the kernel answers a bare `EINVAL`).
+fn check_inet_conf(conf: &[(u32, u32)]) -> Result<(), String> {
+    for &(k, _) in conf {
+        if k == 0 || k > IPV4_DEVCONF_LAST {
+            return Err(format!(
+                "IPv4 devconf index {k} is out of range 1..={IPV4_DEVCONF_LAST}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The `IFLA_AF_SPEC` attribute holding IPv4 devconf settings and IPv6 `addrgenmode none`,
+/// or `None` when there is nothing to set.
+fn af_spec(inet_conf: &[(u32, u32)], no_ipv6_addr_gen: bool) -> Option<LinkAttribute> {
+    let mut families = Vec::new();
+    if !inet_conf.is_empty() {
+        // IFLA_INET_CONF holds one u32 attribute per setting, typed by its devconf index.
+        let mut nest = Vec::with_capacity(inet_conf.len() * 8);
+        for &(k, v) in inet_conf {
+            nest.extend_from_slice(&8u16.to_ne_bytes());
+            // In range: checked by `VethSpec::check` (at most IPV4_DEVCONF_LAST).
+            nest.extend_from_slice(&(k as u16).to_ne_bytes());
+            nest.extend_from_slice(&v.to_ne_bytes());
+        }
+        families.push(AfSpecUnspec::Inet(vec![AfSpecInet::Other(
+            DefaultNla::new(IFLA_INET_CONF | NLA_F_NESTED, nest),
+        )]));
+    }
+    if no_ipv6_addr_gen {
+        families.push(AfSpecUnspec::Inet6(vec![AfSpecInet6::AddrGenMode(
+            In6AddrGenMode::None,
+        )]));
+    }
+    (!families.is_empty()).then_some(LinkAttribute::AfSpecUnspec(families))
+}
+
 impl fmt::Display for VethSpec<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} (peer {}", self.name, self.peer_name)?;
@@ -138,6 +215,10 @@ pub struct LinkChange {
     pub master: Option<Option<u32>>,
     /// New name.
     pub name: Option<String>,
+    /// IPv4 per-device settings, `(IPV4_DEVCONF_* index, value)`, see [`VethSpec::inet_conf`].
+    pub inet_conf: Vec<(u32, u32)>,
+    /// Set IPv6 `addrgenmode none` (no link-local address); see [`LinkChange::no_ipv6_addr_gen`].
+    pub no_ipv6_addr_gen: bool,
 }
 
 impl LinkChange {
@@ -176,6 +257,27 @@ impl LinkChange {
         self
     }
 
+    /// Sets IPv4 per-device settings, `(IPV4_DEVCONF_* index, value)` (1-based index, as in
+    /// `linux/ip.h`). Added to those already given.
+    pub fn inet_conf(mut self, conf: &[(u32, u32)]) -> Self {
+        self.inet_conf.extend_from_slice(conf);
+        self
+    }
+
+    /// IPv6 `addrgenmode none`: the link gets no link-local address when it goes up, so it
+    /// sends no IPv6 (router/neighbour solicitations, MLD reports). Set it while the link is
+    /// down and bring it up in a later request: in one request the kernel brings the link up
+    /// first (making the link-local address) and changes the mode only after.
+    pub fn no_ipv6_addr_gen(mut self) -> Self {
+        self.no_ipv6_addr_gen = true;
+        self
+    }
+
+    /// Checks what the kernel would refuse with a bare `EINVAL`.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        check_inet_conf(&self.inet_conf)
+    }
+
     /// Builds the message for link `index`.
     pub(crate) fn message(&self, index: u32) -> LinkMessage {
         let mut m = LinkMessage::default();
@@ -198,6 +300,9 @@ impl LinkChange {
         if let Some(master) = self.master {
             m.attributes
                 .push(LinkAttribute::Controller(master.unwrap_or(0)));
+        }
+        if let Some(a) = af_spec(&self.inet_conf, self.no_ipv6_addr_gen) {
+            m.attributes.push(a);
         }
         m
     }
@@ -224,6 +329,12 @@ impl fmt::Display for LinkChange {
         }
         if let Some(n) = &self.name {
             parts.push(format!("name {n}"));
+        }
+        for (k, v) in &self.inet_conf {
+            parts.push(format!("ipv4-devconf {k}={v}"));
+        }
+        if self.no_ipv6_addr_gen {
+            parts.push("addrgenmode none".to_string());
         }
         write!(f, "{}", parts.join(" "))
     }

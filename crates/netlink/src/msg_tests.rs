@@ -265,3 +265,67 @@ fn neighbour_and_fdb_messages() {
     let back = round_trip(RouteNetlinkMessage::NewNeighbour(f));
     assert!(matches!(back, RouteNetlinkMessage::NewNeighbour(_)));
 }
+
+#[test]
+fn link_change_af_spec_devconf_and_addr_gen_mode() {
+    use netlink_packet_core::Emitable;
+    let c = LinkChange::new()
+        .inet_conf(&[
+            (crate::IPV4_DEVCONF_PROXY_ARP, 1),
+            (crate::IPV4_DEVCONF_FORWARDING, 1),
+        ])
+        .no_ipv6_addr_gen();
+    assert_eq!(c.check(), Ok(()));
+    assert!(c.to_string().contains("addrgenmode none"), "{c}");
+    let m = c.message(7);
+    let af = m
+        .attributes
+        .iter()
+        .find(|a| matches!(a, LinkAttribute::AfSpecUnspec(_)))
+        .expect("IFLA_AF_SPEC");
+    let mut buf = vec![0; af.buffer_len()];
+    af.emit(&mut buf);
+    // IFLA_AF_SPEC (26) { AF_INET (2) { IFLA_INET_CONF (1) { 3: u32 1, 1: u32 1 } },
+    //                     AF_INET6 (10) { IFLA_INET6_ADDR_GEN_MODE (8): u8 1 } }
+    let u16_at = |i: usize| u16::from_ne_bytes([buf[i], buf[i + 1]]);
+    let u32_at = |i: usize| u32::from_ne_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
+    assert_eq!(u16_at(2) & 0x3fff, 26);
+    assert_eq!(u16_at(6) & 0x3fff, 2);
+    assert_eq!(u16_at(8), 4 + 16, "IFLA_INET_CONF holds two u32 attributes");
+    assert_eq!(u16_at(10) & 0x3fff, 1);
+    assert_eq!((u16_at(12), u16_at(14), u32_at(16)), (8, 3, 1));
+    assert_eq!((u16_at(20), u16_at(22), u32_at(24)), (8, 1, 1));
+    assert_eq!(u16_at(30) & 0x3fff, 10);
+    assert_eq!((u16_at(32), u16_at(34), buf[36]), (5, 8, 1));
+    // Out-of-range devconf indices are refused before sending.
+    assert!(LinkChange::new().inet_conf(&[(0, 1)]).check().is_err());
+    assert!(LinkChange::new().inet_conf(&[(34, 1)]).check().is_err());
+    // Without settings no IFLA_AF_SPEC is sent.
+    assert!(!LinkChange::new()
+        .up(true)
+        .message(7)
+        .attributes
+        .iter()
+        .any(|a| matches!(a, LinkAttribute::AfSpecUnspec(_))));
+}
+
+#[test]
+fn proxy_delay_message_names_arp_cache_and_link() {
+    use netlink_packet_route::neighbour_table::{NeighbourTableAttribute, NeighbourTableParameter};
+    let m = crate::neigh::proxy_delay_message(12, 0);
+    let RouteNetlinkMessage::SetNeighbourTable(back) =
+        round_trip(RouteNetlinkMessage::SetNeighbourTable(m.clone()))
+    else {
+        panic!("not a neighbour table message");
+    };
+    assert_eq!(back.header.family, AddressFamily::Inet);
+    assert!(back
+        .attributes
+        .contains(&NeighbourTableAttribute::Name("arp_cache".to_string())));
+    assert!(back
+        .attributes
+        .contains(&NeighbourTableAttribute::Parms(vec![
+            NeighbourTableParameter::Ifindex(12),
+            NeighbourTableParameter::ProxyDelay(0),
+        ])));
+}

@@ -6,6 +6,9 @@ use netlink_packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
+use netlink_packet_route::neighbour_table::{
+    NeighbourTableAttribute, NeighbourTableMessage, NeighbourTableParameter,
+};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use crate::error::Result;
@@ -96,7 +99,33 @@ fn dump_request(family: AddressFamily, index: Option<u32>, strict: bool) -> Neig
     m
 }
 
+/// Builds the `RTM_SETNEIGHTBL` message setting the ARP proxy delay of link `index`.
+pub(crate) fn proxy_delay_message(index: u32, ms: u64) -> NeighbourTableMessage {
+    let mut m = NeighbourTableMessage::default();
+    m.header.family = AddressFamily::Inet;
+    m.attributes
+        .push(NeighbourTableAttribute::Name("arp_cache".to_string()));
+    m.attributes.push(NeighbourTableAttribute::Parms(vec![
+        NeighbourTableParameter::Ifindex(index),
+        NeighbourTableParameter::ProxyDelay(ms),
+    ]));
+    m
+}
+
 impl Handle {
+    /// Sets the ARP proxy delay of link `index` to `ms` milliseconds, like writing
+    /// `net/ipv4/neigh/<link>/proxy_delay` (in jiffies there, shown rounded), by one
+    /// `RTM_SETNEIGHTBL` request on the `arp_cache` table.
+    pub fn set_neigh_proxy_delay(&mut self, index: u32, ms: u64) -> Result<()> {
+        self.request(
+            "set ARP proxy_delay",
+            &format_args!("{ms} ms on link {index}"),
+            RouteNetlinkMessage::SetNeighbourTable(proxy_delay_message(index, ms)),
+            0,
+        )?;
+        Ok(())
+    }
+
     /// Adds or replaces the ARP entry `ip` → `mac` on link `index`, permanent or
     /// reachable.
     pub fn add_neighbour(
