@@ -217,7 +217,22 @@ fn lab_down_leaves_nothing() {
     lab.ok(&["network", "create", "net1"]);
     lab.run("n1", "a", "net1");
     lab.run("n2", "b", "net1");
+    lab.ok(&[
+        "--node", "n1", "run", "-d", "--name", "limited", "--net", "net1", "-m", "32m", "toolbox",
+        "sleep", "600",
+    ]);
     let pid = lab.inspect("a")["pid"].as_i64().unwrap();
+    let cgroups_of_lab = |name: &str| {
+        ["memory", "pids", "cpu", "unified"]
+            .iter()
+            .map(|c| format!("/sys/fs/cgroup/{c}/weft/{name}"))
+            .filter(|d| std::path::Path::new(d).exists())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        !cgroups_of_lab(&lab.name).is_empty(),
+        "the limited container has a cgroup under weft/<lab>"
+    );
     let info: serde_json::Value =
         serde_json::from_str(&lab.ok(&["-o", "json", "lab", "ls"])).unwrap();
     let agent_pids: Vec<i64> = info
@@ -261,6 +276,11 @@ fn lab_down_leaves_nothing() {
         root_netns_snapshot(),
         before,
         "the root network namespace changed"
+    );
+    assert_eq!(
+        cgroups_of_lab(&name),
+        Vec::<String>::new(),
+        "cgroups of the lab remain"
     );
 }
 
