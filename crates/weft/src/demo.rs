@@ -200,6 +200,9 @@ fn experiments(d: &mut Demo) -> Result<()> {
         false,
         &["exec", "web1", "ping", "-c", "1", "-W", "1", &web2],
     )?;
+    section("S2: what weft trace and weft doctor say about the missing route");
+    d.weft(&["trace", "web1", &web2])?;
+    d.weft(&["doctor"])?;
     d.must(&[
         "lab",
         "exec",
@@ -222,6 +225,8 @@ fn experiments(d: &mut Demo) -> Result<()> {
         true,
         &["exec", "web1", "ping", "-c", "1", "-W", "2", &web2],
     )?;
+    section("S2: the path, predicted from the live state and verified with captures");
+    d.must(&["trace", "web1", &web2, "--verify"])?;
 
     section("S3: master -> web1 goes straight to the cali device, never through eth0");
     let exe = d.exe.to_string_lossy().into_owned();
@@ -234,6 +239,7 @@ fn experiments(d: &mut Demo) -> Result<()> {
             "lab", "exec", "master", "--", &exe, "tool", "ping", "-c", "2", "-W", "2", &web1,
         ],
     )?;
+    d.must(&["trace", "node:master", &web1, "--verify"])?;
 
     section("S5: web1 (master) -> b-web1 (slave1) across nodes, no NAT: a route per remote block via the node");
     d.must(&["lab", "exec", "slave1", "--", "ip", "route"])?;
@@ -249,6 +255,8 @@ fn experiments(d: &mut Demo) -> Result<()> {
         true,
         &["exec", "b-web1", "ping", "-c", "2", "-W", "2", &web1],
     )?;
+    section("S5: the cross-node path hop by hop (tcpdump-like lines; * marks rewritten fields)");
+    d.must(&["trace", "web1", "b-web1", "--verify"])?;
     d.check(
         "S5",
         "web1 -> b-web1:80 (httpd answers with the client's own IP)",
