@@ -96,6 +96,22 @@ impl Cluster {
         Ok(self.node_ref(node))
     }
 
+    /// IPAM handles that must keep their addresses: every workload's and every node's tunnel
+    /// address (for `ipam check` and `ipam gc`).
+    pub fn live_handles(&self) -> Result<std::collections::HashSet<String>> {
+        let mut live: std::collections::HashSet<String> =
+            weft_store::list_json::<weft_model::Workload>(self.store.as_ref(), keys::WORKLOADS)?
+                .into_iter()
+                .map(|(_, w, _)| w.ipam_handle())
+                .collect();
+        live.extend(
+            self.nodes()?
+                .iter()
+                .map(|n| weft_model::tunnel_handle(&n.name)),
+        );
+        Ok(live)
+    }
+
     pub fn node_ref(&self, node: Node) -> NodeRef {
         NodeRef {
             netns_name: paths::lab_netns(&self.lab, &node.name),
