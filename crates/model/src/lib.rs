@@ -92,6 +92,32 @@ pub struct ClusterConfig {
     pub block_size: u8,
     pub service_cidr: Ipv4Net,
     pub encap: Encap,
+    /// What a policy's Deny (and a profile's or tier's default deny) does to a packet.
+    #[serde(default)]
+    pub deny_action: DenyAction,
+}
+
+/// Drop silently (the sender times out) or reject (ICMP admin-prohibited at once).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DenyAction {
+    #[default]
+    Drop,
+    Reject,
+}
+
+impl std::str::FromStr for DenyAction {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "drop" => Ok(DenyAction::Drop),
+            "reject" => Ok(DenyAction::Reject),
+            _ => Err(ValidationError::new(
+                format!("deny action {s:?}"),
+                "use drop or reject",
+            )),
+        }
+    }
 }
 
 impl Default for ClusterConfig {
@@ -101,6 +127,7 @@ impl Default for ClusterConfig {
             block_size: 26,
             service_cidr: "10.96.0.0/12".parse().expect("constant CIDR"),
             encap: Encap::None,
+            deny_action: DenyAction::Drop,
         }
     }
 }

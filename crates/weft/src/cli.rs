@@ -158,6 +158,9 @@ pub struct LabUpArgs {
     pub service_cidr: String,
     #[arg(long, default_value = "sqlite")]
     pub store: String,
+    /// What denied traffic meets: drop (the sender times out) or reject (ICMP at once).
+    #[arg(long, default_value = "drop")]
+    pub deny_action: String,
 }
 
 #[derive(Subcommand, Debug)]

@@ -326,3 +326,39 @@ fn bad_policy_is_refused_whole() {
         "nothing of the file was applied"
     );
 }
+
+/// Deny as drop (the sender waits for its timeout) or, with `--deny-action reject`, as an ICMP
+/// admin-prohibited answer (the sender fails at once).
+#[test]
+fn deny_action_drop_or_reject() {
+    if !can_run() {
+        return;
+    }
+    let attempt = |extra: &[&str]| -> (bool, Duration, String) {
+        let lab = Lab::up_with(&["n1"], extra);
+        lab.ok(&["network", "create", "net1"]);
+        lab.ok(&["network", "create", "net2"]);
+        lab.run("n1", "web1", "net1");
+        lab.run("n1", "web3", "net2");
+        let url = format!("http://{}/", lab.ip("web3"));
+        let started = std::time::Instant::now();
+        let r = lab.weft(&["exec", "web1", "wget", "-qO-", "-T", "3", &url]);
+        (r.ok(), started.elapsed(), r.stderr)
+    };
+    let (ok, dropped_after, _) = attempt(&[]);
+    assert!(!ok);
+    assert!(
+        dropped_after >= Duration::from_millis(2500),
+        "drop: the sender times out ({dropped_after:?})"
+    );
+    let (ok, rejected_after, err) = attempt(&["--deny-action", "reject"]);
+    assert!(!ok);
+    assert!(
+        rejected_after < Duration::from_millis(1500),
+        "reject answers at once ({rejected_after:?}): {err}"
+    );
+    assert!(
+        err.to_lowercase().contains("unreachable") || err.contains("No route"),
+        "{err}"
+    );
+}

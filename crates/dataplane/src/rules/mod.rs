@@ -54,6 +54,18 @@ pub struct RulesInput<'a> {
     pub services: &'a [weft_model::policy::Service],
     /// This node's own addresses (NodePorts answer on them).
     pub node_addrs: Vec<Ipv4Addr>,
+    /// What denying a packet means (policy Deny, profile and end-of-tier defaults).
+    pub deny_action: weft_model::DenyAction,
+}
+
+impl RulesInput<'_> {
+    /// The expression that denies a packet: drop, or reject with ICMP admin-prohibited.
+    pub fn deny(&self) -> Expr {
+        match self.deny_action {
+            weft_model::DenyAction::Drop => Expr::drop(),
+            weft_model::DenyAction::Reject => Expr::Reject(weft_nft::Reject::IcmpAdminProhibited),
+        }
+    }
 }
 
 impl<'a> RulesInput<'a> {
@@ -69,6 +81,7 @@ impl<'a> RulesInput<'a> {
             cluster_nets,
             services: &st.services,
             node_addrs: st.node(node).map(|n| n.address).into_iter().collect(),
+            deny_action: st.config.deny_action,
         }
     }
 }
@@ -156,7 +169,7 @@ pub fn ruleset(input: &RulesInput) -> Table {
                     &format!("profile {}: from the same network", net.name),
                 ),
                 rule(
-                    vec![Expr::counter(), Expr::drop()],
+                    vec![Expr::counter(), input.deny()],
                     &format!("profile {}: not from the same network", net.name),
                 ),
             ],
@@ -195,7 +208,7 @@ pub fn ruleset(input: &RulesInput) -> Table {
             for p in &applying {
                 used.insert((p.key(), dir));
             }
-            let chain = endpoint_chain(w, dir, &applying);
+            let chain = endpoint_chain(w, dir, &applying, input.deny());
             match dir {
                 PolicyType::Egress => wl_from.push((
                     Value::Ifname(w.host_iface.clone()),
@@ -212,7 +225,8 @@ pub fn ruleset(input: &RulesInput) -> Table {
     for p in &policies {
         for dir in [PolicyType::Ingress, PolicyType::Egress] {
             if used.contains(&(p.key(), dir)) {
-                t.chains.push(policy::policy_chain(p, dir, &mut sets));
+                t.chains
+                    .push(policy::policy_chain(p, dir, &mut sets, input.deny()));
             }
         }
     }
@@ -360,7 +374,12 @@ fn egress_nat(t: &mut Table, input: &RulesInput) {
 
 /// `fw_<if>` or `tw_<if>`: anti-spoofing (egress), the endpoint's policies in order, then the
 /// profile of its network.
-fn endpoint_chain(w: &Workload, dir: PolicyType, applying: &[&NormalizedPolicy]) -> Chain {
+fn endpoint_chain(
+    w: &Workload,
+    dir: PolicyType,
+    applying: &[&NormalizedPolicy],
+    deny: Expr,
+) -> Chain {
     let mut rules = vec![];
     let ip = w.ip.expect("local workloads have an address");
     if dir == PolicyType::Egress {
@@ -398,7 +417,7 @@ fn endpoint_chain(w: &Workload, dir: PolicyType, applying: &[&NormalizedPolicy])
         rules.push(Rule::new(vec![Expr::goto(&profile)]));
     } else {
         rules.push(rule(
-            vec![Expr::counter(), Expr::drop()],
+            vec![Expr::counter(), deny],
             "no policy allowed it (end of tier)",
         ));
     }

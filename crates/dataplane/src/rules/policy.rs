@@ -70,7 +70,12 @@ pub fn policy_chain_name(p: &NormalizedPolicy, dir: PolicyType) -> String {
 
 /// The chain holding `p`'s rules for `dir`: Allow and Pass set a mark and return, Deny drops,
 /// Log logs and goes on.
-pub fn policy_chain(p: &NormalizedPolicy, dir: PolicyType, sets: &mut SelectorSets) -> Chain {
+pub fn policy_chain(
+    p: &NormalizedPolicy,
+    dir: PolicyType,
+    sets: &mut SelectorSets,
+    deny: Expr,
+) -> Chain {
     let rules = match dir {
         PolicyType::Ingress => &p.ingress,
         PolicyType::Egress => &p.egress,
@@ -99,7 +104,7 @@ pub fn policy_chain(p: &NormalizedPolicy, dir: PolicyType, sets: &mut SelectorSe
             }
             Action::Deny => {
                 exprs.push(Expr::counter());
-                exprs.push(Expr::drop());
+                exprs.push(deny.clone());
             }
             Action::Log => {
                 let mut prefix = format!("weft {} ", p.name);

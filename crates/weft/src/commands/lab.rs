@@ -26,6 +26,7 @@ pub(super) fn lab(name: &str, fmt: Format, cmd: LabCmd) -> Result<i32> {
                 block_size: a.block_size,
                 service_cidr: parse_cidr("--service-cidr", &a.service_cidr)?,
                 encap: a.encap.parse()?,
+                deny_action: a.deny_action.parse()?,
             };
             if !(config.pool.prefix_len()..=32).contains(&config.block_size) {
                 bail!(
