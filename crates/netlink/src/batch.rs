@@ -10,7 +10,7 @@ use netlink_packet_route::RouteNetlinkMessage;
 
 use crate::addr::address_message;
 use crate::error::{Context, Error, Result};
-use crate::handle::{kernel_error, read_i32, NLMSG_HDRLEN};
+use crate::handle::{kernel_error, malformed, read_i32, replies, Reply, NLMSG_HDRLEN};
 use crate::link_spec::LinkChange;
 use crate::neigh::proxy_delay_message;
 use crate::route::Route;
@@ -173,22 +173,13 @@ impl Handle {
         let mut pending = batch.items.len();
         while pending > 0 {
             let n = self.recv().ctx(op, batch)?;
-            let mut off = 0;
-            while off + NLMSG_HDRLEN <= n {
-                let b = &self.rbuf[off..n];
-                let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
-                if len < NLMSG_HDRLEN || len > b.len() {
-                    return Err(Error::other(
-                        op,
-                        batch.to_string(),
-                        "malformed netlink reply",
-                    ));
-                }
-                let ty = u16::from_ne_bytes([b[4], b[5]]);
-                let flags = u16::from_ne_bytes([b[6], b[7]]);
-                let mseq = u32::from_ne_bytes([b[8], b[9], b[10], b[11]]);
-                let msg = &b[..len];
-                off += (len + 3) & !3;
+            for reply in replies(&self.rbuf[..n]) {
+                let Reply {
+                    ty,
+                    flags,
+                    seq: mseq,
+                    msg,
+                } = reply.map_err(|()| malformed(op, batch))?;
                 if ty == NLMSG_OVERRUN {
                     return Err(Error::from_errno(op, batch.to_string(), libc::ENOBUFS));
                 }

@@ -156,22 +156,13 @@ impl Handle {
         let mut interrupted = false;
         loop {
             let n = self.recv().ctx(op, object)?;
-            let mut off = 0;
-            while off + NLMSG_HDRLEN <= n {
-                let b = &self.rbuf[off..n];
-                let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
-                if len < NLMSG_HDRLEN || len > b.len() {
-                    return Err(Error::other(
-                        op,
-                        object.to_string(),
-                        "malformed netlink reply",
-                    ));
-                }
-                let ty = u16::from_ne_bytes([b[4], b[5]]);
-                let flags = u16::from_ne_bytes([b[6], b[7]]);
-                let mseq = u32::from_ne_bytes([b[8], b[9], b[10], b[11]]);
-                let msg = &b[..len];
-                off += (len + 3) & !3;
+            for reply in replies(&self.rbuf[..n]) {
+                let Reply {
+                    ty,
+                    flags,
+                    seq: mseq,
+                    msg,
+                } = reply.map_err(|()| malformed(op, object))?;
                 if mseq != seq {
                     // A late reply to an earlier request that was abandoned.
                     continue;
@@ -330,6 +321,43 @@ pub(crate) fn ext_ack_message(msg: &[u8], flags: u16, done: bool) -> Option<Stri
     None
 }
 
+/// One netlink message of a received datagram: its header fields and its bytes.
+pub(crate) struct Reply<'a> {
+    pub ty: u16,
+    pub flags: u16,
+    pub seq: u32,
+    pub msg: &'a [u8],
+}
+
+/// The messages of a received datagram, in order; `Err(())` (and the end) at a malformed
+/// length field.
+pub(crate) fn replies(buf: &[u8]) -> impl Iterator<Item = std::result::Result<Reply<'_>, ()>> {
+    let mut off = 0;
+    std::iter::from_fn(move || {
+        if off + NLMSG_HDRLEN > buf.len() {
+            return None;
+        }
+        let b = &buf[off..];
+        let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
+        if len < NLMSG_HDRLEN || len > b.len() {
+            off = buf.len();
+            return Some(Err(()));
+        }
+        off += (len + 3) & !3;
+        Some(Ok(Reply {
+            ty: u16::from_ne_bytes([b[4], b[5]]),
+            flags: u16::from_ne_bytes([b[6], b[7]]),
+            seq: u32::from_ne_bytes([b[8], b[9], b[10], b[11]]),
+            msg: &b[..len],
+        }))
+    })
+}
+
+/// The error for a reply whose length fields do not add up.
+pub(crate) fn malformed(op: &str, object: &dyn fmt::Display) -> Error {
+    Error::other(op, object.to_string(), "malformed netlink reply")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,5 +424,30 @@ mod tests {
             Some("boom")
         );
         assert_eq!(ext_ack_message(&d[..20], NLM_F_ACK_TLVS, true), None);
+    }
+
+    #[test]
+    fn replies_splits_a_datagram_and_stops_at_a_bad_length() {
+        let mut d = Vec::new();
+        for (ty, seq, body) in [(2u16, 7u32, 4usize), (3, 8, 1)] {
+            let len = (NLMSG_HDRLEN + body) as u32;
+            d.extend_from_slice(&len.to_ne_bytes());
+            d.extend_from_slice(&ty.to_ne_bytes());
+            d.extend_from_slice(&0u16.to_ne_bytes());
+            d.extend_from_slice(&seq.to_ne_bytes());
+            d.extend_from_slice(&0u32.to_ne_bytes());
+            d.resize(d.len() + body, 0);
+            while d.len() % 4 != 0 {
+                d.push(0);
+            }
+        }
+        let got: Vec<_> = replies(&d)
+            .map(|r| r.map(|r| (r.ty, r.seq, r.msg.len())))
+            .collect();
+        assert_eq!(got, vec![Ok((2, 7, 20)), Ok((3, 8, 17))]);
+        // A length past the end of the datagram is malformed, and ends the iteration.
+        d[0] = 200;
+        let got: Vec<_> = replies(&d).map(|r| r.is_ok()).collect();
+        assert_eq!(got, vec![false]);
     }
 }
