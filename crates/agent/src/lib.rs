@@ -28,10 +28,8 @@ pub struct AgentOptions {
 pub fn run(shared: Arc<dyn Store>, opts: &AgentOptions) -> Result<()> {
     let store: &dyn Store = shared.as_ref();
     let mut h = Handle::new().context("netlink socket in the node's namespace")?;
-    let mut nft = Nft {
-        backend: NetlinkBackend::new().context("nf_tables socket in the node's namespace")?,
-        last: None,
-    };
+    let mut nft =
+        Nft::new(NetlinkBackend::new().context("nf_tables socket in the node's namespace")?);
     info!(node = %opts.node, "agent started");
     let mut from = reconcile(store, &mut h, &mut nft, &opts.node)?;
     let mut last = Instant::now();
@@ -52,7 +50,7 @@ pub fn run(shared: Arc<dyn Store>, opts: &AgentOptions) -> Result<()> {
         }
         if events.is_empty() {
             // A periodic resync rewrites the table whole, undoing any change made by hand.
-            nft.last = None;
+            nft.forget();
         }
         match reconcile(store, &mut h, &mut nft, &opts.node) {
             Ok(rev) => from = rev.max(from),
@@ -67,9 +65,60 @@ pub fn run(shared: Arc<dyn Store>, opts: &AgentOptions) -> Result<()> {
 pub struct Nft {
     backend: NetlinkBackend,
     last: Option<weft_nft::Table>,
+    /// UDP service ports and their endpoints as last programmed (stale conntrack cleanup).
+    udp: Option<rules::UdpBackends>,
+    /// The namespace the table is in, when not the calling thread's (conntrack goes there too).
+    netns: Option<weft_netlink::Netns>,
 }
 
 impl Nft {
+    /// A table programmer over `backend` that has programmed nothing yet; conntrack entries
+    /// are cleaned in the calling thread's namespace (an agent's thread lives in its node's).
+    pub fn new(backend: NetlinkBackend) -> Nft {
+        Nft {
+            backend,
+            last: None,
+            udp: None,
+            netns: None,
+        }
+    }
+
+    /// A table programmer for the namespace `ns`, whichever thread calls it.
+    pub fn in_netns(ns: &weft_netlink::Netns) -> Result<Nft> {
+        Ok(Nft {
+            backend: NetlinkBackend::in_netns(ns).context("nf_tables socket in the namespace")?,
+            last: None,
+            udp: None,
+            netns: Some(ns.try_clone()?),
+        })
+    }
+
+    /// Forgets what was programmed: the next pass replaces the table whole.
+    pub fn forget(&mut self) {
+        self.last = None;
+    }
+
+    /// After the table is programmed: deletes the UDP conntrack entries still pointing at
+    /// endpoints that went away, as kube-proxy does (a failure is only reported).
+    fn clear_stale_udp(&mut self, now: rules::UdpBackends) {
+        let filters = match &self.udp {
+            Some(before) => before.stale(&now),
+            None => vec![],
+        };
+        self.udp = Some(now);
+        if filters.is_empty() {
+            return;
+        }
+        let ct = match &self.netns {
+            Some(ns) => weft_nft::conntrack::Conntrack::in_netns(ns),
+            None => weft_nft::conntrack::Conntrack::new(),
+        };
+        match ct.and_then(|mut ct| ct.delete_matching(&filters)) {
+            Ok(n) => info!(entries = n, "stale UDP conntrack entries deleted"),
+            Err(e) => warn!("delete stale UDP conntrack entries: {e}"),
+        }
+    }
+
     fn program(&mut self, table: weft_nft::Table) -> Result<()> {
         if self.last.as_ref() == Some(&table) {
             return Ok(());
@@ -140,8 +189,10 @@ fn reconcile_once(store: &dyn Store, h: &mut Handle, nft: &mut Nft, node: &str) 
     for w in &state.warnings {
         warn!("{w}");
     }
-    let table = rules::ruleset(&rules::RulesInput::from_state(node, &state));
-    nft.program(table).context("program table inet weft")?;
+    let input = rules::RulesInput::from_state(node, &state);
+    nft.program(rules::ruleset(&input))
+        .context("program table inet weft")?;
+    nft.clear_stale_udp(rules::UdpBackends::of(&input));
     let applied = apply(h, &current, &p)?;
     for r in &applied.added {
         info!(route = %r.dst, "route added");

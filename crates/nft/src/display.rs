@@ -301,6 +301,11 @@ fn write_expr(f: &mut Formatter<'_>, e: &Expr, l4: Option<u8>) -> fmt::Result {
             write_key(f, key, l4)?;
             write!(f, " map @{map}")
         }
+        Expr::SetUpdate { key, set } => {
+            write!(f, "update @{set} {{ ")?;
+            write_key(f, key, l4)?;
+            f.write_str(" }")
+        }
         Expr::Masquerade { fully_random } => {
             f.write_str("masquerade")?;
             if *fully_random {
@@ -438,18 +443,46 @@ fn flags_text(flags: SetFlags) -> Option<String> {
     if flags.constant {
         v.push("constant");
     }
+    if flags.dynamic {
+        v.push("dynamic");
+    }
     if flags.interval {
         v.push("interval");
     }
+    if flags.timeout.is_some() {
+        v.push("timeout");
+    }
     (!v.is_empty()).then(|| v.join(","))
+}
+
+/// A duration as nft prints it: `3h`, `1d2h3m4s`.
+fn duration_text(secs: u32) -> String {
+    let mut out = String::new();
+    let mut left = secs;
+    for (unit, n) in [("d", 86400), ("h", 3600), ("m", 60), ("s", 1)] {
+        if left >= n {
+            out.push_str(&format!("{}{unit}", left / n));
+            left %= n;
+        }
+    }
+    if out.is_empty() {
+        out.push_str("0s");
+    }
+    out
 }
 
 impl Display for Set {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         writeln!(f, "\tset {} {{", self.name)?;
         writeln!(f, "\t\ttype {}", self.key)?;
+        if self.flags.dynamic {
+            writeln!(f, "\t\tsize 65535")?;
+        }
         if let Some(fl) = flags_text(self.flags) {
             writeln!(f, "\t\tflags {fl}")?;
+        }
+        if let Some(t) = self.flags.timeout {
+            writeln!(f, "\t\ttimeout {}", duration_text(t))?;
         }
         if !self.elements.is_empty() {
             f.write_str("\t\telements = ")?;

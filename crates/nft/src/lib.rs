@@ -39,6 +39,7 @@
 
 mod cli;
 mod compile;
+pub mod conntrack;
 mod display;
 mod error;
 mod fasthash;

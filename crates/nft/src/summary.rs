@@ -66,12 +66,16 @@ pub struct SetSummary {
     pub data_type: Option<u32>,
     /// Number of elements (an interval counts once).
     pub elements: usize,
+    /// Filled from the packet path (`flags dynamic`): its elements are not compared.
+    pub dynamic: bool,
 }
 
 impl SetSummary {
     pub(crate) fn of(s: &SetSpec) -> SetSummary {
         SetSummary {
-            flags: s.flags,
+            // As read back: flags the kernel may add on its own are not compared.
+            flags: s.flags & 0x8f,
+            dynamic: s.flags & crate::compile::set::SET_EVAL != 0,
             key_type: s.key.type_id,
             key_len: s.key.len,
             data_type: s.data.as_ref().map(|d| match d {
@@ -182,7 +186,7 @@ pub fn drift(model: &Summary, kernel: &Summary) -> Vec<String> {
                 m.flags, m.key_type, m.key_len, m.data_type, k.flags, k.key_type, k.key_len, k.data_type
             ));
         }
-        if m.elements != k.elements {
+        if m.elements != k.elements && !m.dynamic {
             out.push(format!(
                 "set {name}: {} elements expected, the kernel has {}",
                 m.elements, k.elements

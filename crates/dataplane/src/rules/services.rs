@@ -48,6 +48,7 @@ pub fn compile(t: &mut weft_nft::Table, input: &RulesInput) {
             continue;
         };
         let eps = s.endpoints(input.workloads);
+        let affinity = s.session_affinity().ok().flatten();
         let base = format!("{}.{}", s.metadata.namespace, s.metadata.name);
         for p in &ports {
             let id = chain_safe(&format!("{base}_{}{}", proto_name(p.protocol), p.port));
@@ -68,21 +69,32 @@ pub fn compile(t: &mut weft_nft::Table, input: &RulesInput) {
             }
             let svc_chain = format!("svc_{id}");
             let mut targets = vec![];
+            // Session affinity first: a client seen lately goes back to its endpoint.
+            let mut rules = vec![];
             for (i, ep) in eps.iter().enumerate() {
                 let ep_chain = format!("ep_{id}_{i}");
+                let aff = affinity.map(|timeout| {
+                    let set = affinity_set(&id, *ep);
+                    t.sets.push(Set::dynamic(&set, KeyType::Ipv4Addr, timeout));
+                    rules.push(rule(
+                        vec![Expr::in_set(&[Field::IpSaddr], &set), Expr::goto(&ep_chain)],
+                        &format!("session affinity to {ep} ({timeout}s)"),
+                    ));
+                    set
+                });
                 t.chains.push(endpoint_chain(
                     &ep_chain,
                     &base,
                     *ep,
-                    p.protocol,
-                    p.target_port,
+                    (p.protocol, p.target_port),
+                    aff.as_deref(),
                 ));
                 targets.push(Verdict::Goto(ep_chain));
             }
             // numgen cascade rather than an anonymous vmap: anonymous sets make the kernel
             // re-walk the transaction for each one, which does not scale to 10,000 services.
-            let mut rules = Rule::numgen_cascade(&targets);
-            if let Some(first) = rules.first_mut() {
+            let mut cascade = Rule::numgen_cascade(&targets);
+            if let Some(first) = cascade.first_mut() {
                 first.comment = Some(format!(
                     "service {base} port {}/{}: {} endpoint(s)",
                     p.port,
@@ -90,6 +102,7 @@ pub fn compile(t: &mut weft_nft::Table, input: &RulesInput) {
                     eps.len()
                 ));
             }
+            rules.extend(cascade);
             t.chains.push(Chain::regular(&svc_chain, rules));
             svc_map.push((key, Verdict::Goto(svc_chain.clone())));
             if let Some(np) = p.node_port {
@@ -205,22 +218,127 @@ pub fn compile(t: &mut weft_nft::Table, input: &RulesInput) {
     ));
 }
 
-/// `ep_…`: hairpin traffic (the endpoint reaching itself) is marked for masquerade, then DNAT.
-fn endpoint_chain(name: &str, service: &str, ep: Ipv4Addr, proto: u8, port: u16) -> Chain {
-    Chain::regular(
-        name,
+/// The session affinity set of one endpoint of one service port: the clients it served
+/// lately (named by the endpoint's address, so that it outlives changes of the others).
+pub fn affinity_set(port_id: &str, ep: Ipv4Addr) -> String {
+    format!("aff_{port_id}_{ep}")
+}
+
+/// `ep_…`: hairpin traffic (the endpoint reaching itself) is marked for masquerade; with
+/// session affinity the client is remembered (`update @aff_… { ip saddr }`); then DNAT.
+fn endpoint_chain(
+    name: &str,
+    service: &str,
+    ep: Ipv4Addr,
+    (proto, port): (u8, u16),
+    affinity: Option<&str>,
+) -> Chain {
+    let mut rules = vec![rule(
         vec![
-            rule(
-                vec![
-                    Expr::eq(Field::IpSaddr, ep),
-                    Expr::SetMark(MarkSet::Or(MARK_MASQ)),
-                ],
-                "hairpin: an endpoint reaching itself through its service",
-            ),
-            rule(
-                vec![Expr::l4proto(proto), Expr::dnat(ep, Some(port))],
-                &format!("service {service} endpoint {ep}:{port}"),
-            ),
+            Expr::eq(Field::IpSaddr, ep),
+            Expr::SetMark(MarkSet::Or(MARK_MASQ)),
         ],
-    )
+        "hairpin: an endpoint reaching itself through its service",
+    )];
+    if let Some(set) = affinity {
+        rules.push(Rule::new(vec![Expr::set_update(&[Field::IpSaddr], set)]));
+    }
+    rules.push(rule(
+        vec![Expr::l4proto(proto), Expr::dnat(ep, Some(port))],
+        &format!("service {service} endpoint {ep}:{port}"),
+    ));
+    Chain::regular(name, rules)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::rules::{ruleset, RulesInput};
+    use weft_model::policy::Service;
+    use weft_model::Workload;
+
+    pub(crate) fn workload(name: &str, ip: [u8; 4]) -> Workload {
+        Workload {
+            name: name.into(),
+            id: format!("{name:0>64}"),
+            node: "n1".into(),
+            network: "net1".into(),
+            ip: Some(ip.into()),
+            host_iface: format!("cali{name:0>11}"),
+            labels: [("app".to_string(), "dns".to_string())].into(),
+            image: "toolbox".into(),
+            command: vec![],
+            net_of: None,
+            created: 0,
+        }
+    }
+
+    pub(crate) fn service(extra: &str) -> Service {
+        let yaml = format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: dns\nspec:\n  type: NodePort\n  clusterIP: 10.96.0.10\n  selector:\n    app: dns\n  ports:\n  - port: 53\n    protocol: UDP\n    nodePort: 30053\n{extra}"
+        );
+        match weft_model::policy::decode_documents(&yaml)
+            .expect("a service")
+            .remove(0)
+        {
+            weft_model::policy::Resource::Service(s) => s,
+            other => panic!("not a service: {other:?}"),
+        }
+    }
+
+    pub(crate) fn with<T>(
+        services: &[Service],
+        workloads: &[Workload],
+        f: impl FnOnce(&RulesInput) -> T,
+    ) -> T {
+        let input = RulesInput {
+            node: "n1",
+            networks: &[],
+            workloads,
+            policies: &[],
+            cluster_nets: vec![],
+            services,
+            node_addrs: vec![Ipv4Addr::new(198, 51, 100, 11)],
+            deny_action: weft_model::DenyAction::Drop,
+            blocks: &[],
+            ports: &[],
+        };
+        f(&input)
+    }
+
+    #[test]
+    fn client_ip_affinity_is_consulted_before_the_random_choice() {
+        let eps = [
+            workload("a", [10, 244, 0, 5]),
+            workload("b", [10, 244, 0, 6]),
+        ];
+        let svc = [service(
+            "  sessionAffinity: ClientIP\n  sessionAffinityConfig:\n    clientIP:\n      timeoutSeconds: 600\n",
+        )];
+        let t = with(&svc, &eps, ruleset);
+        let set = affinity_set("default.dns_udp53", Ipv4Addr::new(10, 244, 0, 5));
+        let s = t.set(&set).expect("a set per endpoint");
+        assert!(s.flags.dynamic && s.flags.timeout == Some(600), "{s}");
+        let chain = t.chain("svc_default.dns_udp53").expect("service chain");
+        let lines: Vec<String> = chain.rules.iter().map(|r| r.to_string()).collect();
+        assert!(
+            lines[0].starts_with(&format!("ip saddr @{set} goto ep_default.dns_udp53_0")),
+            "{lines:?}"
+        );
+        assert!(lines[2].contains("numgen random mod 2"), "{lines:?}");
+        let ep = t.chain("ep_default.dns_udp53_0").expect("endpoint chain");
+        assert!(
+            ep.rules
+                .iter()
+                .any(|r| r.to_string() == format!("update @{set} {{ ip saddr }}")),
+            "{ep}"
+        );
+        // The whole table compiles (the sets exist, are dynamic, have the right key).
+        weft_nft::Summary::of(&t).expect("compiles");
+        // Without affinity: no sets, the random choice comes first.
+        let t = with(&[service("")], &eps, ruleset);
+        assert!(!t.sets.iter().any(|s| s.name.starts_with("aff_")));
+        let chain = t.chain("svc_default.dns_udp53").expect("service chain");
+        assert!(chain.rules[0].to_string().contains("numgen"), "{chain}");
+    }
 }

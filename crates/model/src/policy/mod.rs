@@ -35,4 +35,7 @@ pub use normalized::{
     NAMESPACE_LABELS_PREFIX, NAMESPACE_NAME_LABELS,
 };
 pub use resource::{Kind, Resource, KINDS};
-pub use service::{ResolvedPort, Service, ServicePort, ServiceSpec, ServiceType, NODE_PORT_RANGE};
+pub use service::{
+    ClientIpConfig, ResolvedPort, Service, ServicePort, ServiceSpec, ServiceType,
+    SessionAffinityConfig, DEFAULT_AFFINITY_TIMEOUT, NODE_PORT_RANGE,
+};

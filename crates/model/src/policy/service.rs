@@ -37,8 +37,29 @@ pub struct ServiceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_affinity: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_affinity_config: Option<serde_yaml_ng::Value>,
+    pub session_affinity_config: Option<SessionAffinityConfig>,
 }
+
+/// `spec.sessionAffinityConfig`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct SessionAffinityConfig {
+    #[serde(rename = "clientIP", default, skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<ClientIpConfig>,
+}
+
+/// `spec.sessionAffinityConfig.clientIP`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientIpConfig {
+    /// Seconds a client stays with its endpoint after its last new connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<i64>,
+}
+
+/// How long a ClientIP affinity lasts when the service does not say (Kubernetes' default).
+pub const DEFAULT_AFFINITY_TIMEOUT: u32 = 10800;
+/// The longest ClientIP affinity Kubernetes accepts.
+pub const MAX_AFFINITY_TIMEOUT: i64 = 86400;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -112,7 +133,37 @@ impl Service {
 
     /// Checks every field (not clashes with other services: the engine does that).
     pub fn validate(&self) -> Result<(), PolicyError> {
-        self.ports().map(drop)
+        self.ports()?;
+        self.session_affinity().map(drop)
+    }
+
+    /// With `sessionAffinity: ClientIP`, how many seconds a client sticks to the endpoint
+    /// it was sent to (`sessionAffinityConfig.clientIP.timeoutSeconds`, 1-86400, default
+    /// 10800); `None` without affinity.
+    pub fn session_affinity(&self) -> Result<Option<u32>, PolicyError> {
+        let timeout = self
+            .spec
+            .session_affinity_config
+            .as_ref()
+            .and_then(|c| c.client_ip.as_ref())
+            .and_then(|c| c.timeout_seconds);
+        let client_ip = match self.spec.session_affinity.as_deref() {
+            None | Some("None") => false,
+            Some("ClientIP") => true,
+            Some(_) => return Err(self.err("spec.sessionAffinity".into(), "use None or ClientIP")),
+        };
+        match timeout {
+            Some(t) if !(1..=MAX_AFFINITY_TIMEOUT).contains(&t) => Err(self.err(
+                "spec.sessionAffinityConfig.clientIP.timeoutSeconds".into(),
+                format!("{t} is out of range 1-{MAX_AFFINITY_TIMEOUT}"),
+            )),
+            Some(_) if !client_ip => Err(self.err(
+                "spec.sessionAffinityConfig".into(),
+                "only a service with sessionAffinity: ClientIP takes a clientIP timeout",
+            )),
+            Some(t) => Ok(Some(t as u32)),
+            None => Ok(client_ip.then_some(DEFAULT_AFFINITY_TIMEOUT)),
+        }
     }
 
     /// The ports, checked: 1-65535, TCP/UDP/SCTP, numeric targetPort, NodePort range, no
@@ -124,11 +175,6 @@ impl Service {
                     "spec.clusterIP".into(),
                     format!("{ip:?} is not an IPv4 address (headless services are not supported)"),
                 ));
-            }
-        }
-        if let Some(a) = &self.spec.session_affinity {
-            if a != "None" && a != "ClientIP" {
-                return Err(self.err("spec.sessionAffinity".into(), "use None or ClientIP"));
             }
         }
         if self.spec.ports.is_empty() {
@@ -196,5 +242,55 @@ impl Service {
             });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svc(extra: &str) -> Service {
+        let yaml = format!(
+            "metadata:\n  name: web\nspec:\n  selector:\n    app: web\n  ports:\n  - port: 80\n{extra}"
+        );
+        serde_yaml_ng::from_str(&yaml).expect("a service")
+    }
+
+    #[test]
+    fn session_affinity_and_its_timeout() {
+        assert_eq!(svc("").session_affinity().unwrap(), None);
+        assert_eq!(
+            svc("  sessionAffinity: None\n").session_affinity().unwrap(),
+            None
+        );
+        assert_eq!(
+            svc("  sessionAffinity: ClientIP\n")
+                .session_affinity()
+                .unwrap(),
+            Some(DEFAULT_AFFINITY_TIMEOUT)
+        );
+        let with = |t: &str| {
+            svc(&format!(
+                "  sessionAffinity: ClientIP\n  sessionAffinityConfig:\n    clientIP:\n      timeoutSeconds: {t}\n"
+            ))
+        };
+        assert_eq!(with("60").session_affinity().unwrap(), Some(60));
+        for bad in ["0", "86401"] {
+            let e = with(bad).validate().unwrap_err().to_string();
+            assert!(
+                e.contains("timeoutSeconds") && e.contains(bad),
+                "{bad}: {e}"
+            );
+        }
+        let e = svc("  sessionAffinity: Sticky\n")
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ClientIP"), "{e}");
+        let e = svc("  sessionAffinityConfig:\n    clientIP:\n      timeoutSeconds: 5\n")
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sessionAffinity: ClientIP"), "{e}");
     }
 }

@@ -154,6 +154,11 @@ pub(crate) enum Low {
     Log {
         prefix: Option<String>,
     },
+    /// `dynset` with the update operation on a named set.
+    Dynset {
+        sreg: u32,
+        set: String,
+    },
 }
 
 impl Low {
@@ -174,6 +179,7 @@ impl Low {
             Low::Nat { .. } => "nat",
             Low::Masq { .. } => "masq",
             Low::Log { .. } => "log",
+            Low::Dynset { .. } => "dynset",
         }
     }
 }
@@ -310,6 +316,7 @@ impl Display for Low {
                     write!(f, " prefix {p}")?;
                 }
             }
+            Low::Dynset { sreg, set } => write!(f, "dynset update reg_key {sreg} set {set}")?,
         }
         f.write_str(" ]")
     }

@@ -300,6 +300,7 @@ impl Compiler<'_> {
             Expr::Dnat { addr, port } => self.nat(NatKind::Dnat, *addr, *port),
             Expr::Snat { addr, port } => self.nat(NatKind::Snat, *addr, *port),
             Expr::DnatMap { key, map } => self.dnat_map(key, map)?,
+            Expr::SetUpdate { key, set } => self.set_update(key, set)?,
             Expr::Masquerade { fully_random } => self.emit(Low::Masq {
                 flags: fully_random.then_some(NAT_RANDOM_FULLY),
             }),

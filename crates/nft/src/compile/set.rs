@@ -13,6 +13,12 @@ pub(crate) const SET_CONSTANT: u32 = 0x2;
 pub(crate) const SET_INTERVAL: u32 = 0x4;
 /// `NFT_SET_MAP`
 pub(crate) const SET_MAP: u32 = 0x8;
+/// `NFT_SET_TIMEOUT`
+pub(crate) const SET_TIMEOUT: u32 = 0x10;
+/// `NFT_SET_EVAL` (nft's `dynamic`)
+pub(crate) const SET_EVAL: u32 = 0x20;
+/// Most elements a dynamic set holds (the kernel's default for them, stated).
+pub(crate) const DYNAMIC_SET_SIZE: u32 = 65535;
 /// `NFT_SET_CONCAT`
 pub(crate) const SET_CONCAT: u32 = 0x80;
 
@@ -119,6 +125,9 @@ pub(crate) struct Elem {
     pub end: bool,
     /// An interval open to the top of the key space (nft's user data flag).
     pub open: bool,
+    /// Time left before the element expires (`NFTA_SET_ELEM_EXPIRATION`), in
+    /// milliseconds: elements of a dynamic set carried over a full replace.
+    pub expires_ms: Option<u64>,
 }
 
 impl Elem {
@@ -129,6 +138,15 @@ impl Elem {
             data,
             end: false,
             open: false,
+            expires_ms: None,
+        }
+    }
+
+    /// An element of a dynamic set, carried over with the time it had left.
+    pub(crate) fn carried(key: Vec<u8>, expires_ms: u64) -> Elem {
+        Elem {
+            expires_ms: Some(expires_ms),
+            ..Elem::key(key, None)
         }
     }
 }
@@ -142,6 +160,8 @@ pub(crate) struct SetSpec {
     pub key: KeySpec,
     /// `None` for a set; `Some(None)` for a verdict map; `Some(Some(t))` for a value map.
     pub data: Option<Option<KeySpec>>,
+    /// The default timeout of elements (`NFTA_SET_TIMEOUT`), in milliseconds.
+    pub timeout_ms: Option<u64>,
     pub elements: Vec<Elem>,
 }
 
@@ -311,11 +331,24 @@ pub(crate) fn build(
     if data.is_some() {
         f |= SET_MAP;
     }
+    if flags.dynamic {
+        if anonymous || flags.constant || flags.interval {
+            return Err("a dynamic set cannot be anonymous, constant or an interval set".into());
+        }
+        f |= SET_EVAL;
+    }
+    if let Some(t) = flags.timeout {
+        if t == 0 {
+            return Err("a timeout must be at least 1 second".into());
+        }
+        f |= SET_TIMEOUT;
+    }
     let mut spec = SetSpec {
         name: name.to_string(),
         flags: f,
         key: kspec,
         data: dspec,
+        timeout_ms: flags.timeout.map(|t| u64::from(t) * 1000),
         elements: Vec::with_capacity(elements.len()),
     };
     if flags.interval && !concat {

@@ -31,6 +31,7 @@ impl Compiler<'_> {
         let flags = SetFlags {
             interval,
             constant: true,
+            ..SetFlags::default()
         };
         let spec = set::build(name, kt, flags, data, elems, true)?;
         self.out.anon.push(spec);
@@ -53,6 +54,7 @@ impl Compiler<'_> {
                 data: Some(set::ElemData::Verdict(t.clone())),
                 end: false,
                 open: false,
+                expires_ms: None,
             })
             .collect();
         self.out.anon.push(SetSpec {
@@ -60,6 +62,7 @@ impl Compiler<'_> {
             flags: set::SET_ANONYMOUS | set::SET_CONSTANT | set::SET_MAP,
             key: KeySpec::integer32(),
             data: Some(None),
+            timeout_ms: None,
             elements,
         });
         let idx = self.out.anon.len() - 1;
@@ -149,6 +152,27 @@ impl Compiler<'_> {
             proto: port.map(|_| REG_2),
             flags: port.map(|_| NAT_PROTO_SPECIFIED),
         });
+    }
+
+    pub(super) fn set_update(&mut self, key: &[Field], set: &str) -> Result<(), String> {
+        let s = self
+            .table
+            .set(set)
+            .ok_or_else(|| format!("set {set} is not in the table"))?;
+        if !s.flags.dynamic {
+            return Err(format!(
+                "set {set} needs `flags dynamic` to be updated by rules"
+            ));
+        }
+        if s.key != key_type(key)? {
+            return Err(format!("set {set} has keys of type {}", s.key));
+        }
+        self.load_key(key)?;
+        self.emit(Low::Dynset {
+            sreg: REG_1,
+            set: set.to_string(),
+        });
+        Ok(())
     }
 
     pub(super) fn dnat_map(&mut self, key: &[Field], map: &str) -> Result<(), String> {

@@ -282,6 +282,14 @@ pub enum Expr {
         /// New source port.
         port: Option<u16>,
     },
+    /// `update @set { KEY }`: adds the key to a dynamic set of the table, or
+    /// refreshes its timeout when it is already there.
+    SetUpdate {
+        /// The key: one field, or several for a concatenation.
+        key: Vec<Field>,
+        /// A named set with `flags dynamic`.
+        set: String,
+    },
     /// `masquerade` / `masquerade fully-random`
     Masquerade {
         /// Pick source ports fully at random.
@@ -419,6 +427,14 @@ impl Expr {
     /// `dnat ip to ADDR[:PORT]`
     pub fn dnat(addr: Ipv4Addr, port: Option<u16>) -> Expr {
         Expr::Dnat { addr, port }
+    }
+
+    /// `update @SET { KEY }`
+    pub fn set_update(key: &[Field], set: &str) -> Expr {
+        Expr::SetUpdate {
+            key: key.to_vec(),
+            set: set.to_string(),
+        }
     }
 
     /// `masquerade`

@@ -222,6 +222,11 @@ pub struct SetFlags {
     pub interval: bool,
     /// `constant`: the elements cannot change without replacing the table.
     pub constant: bool,
+    /// `dynamic`: rules add elements from the packet path ([`crate::Expr::SetUpdate`]).
+    pub dynamic: bool,
+    /// `timeout` with `timeout Ns`: elements expire N seconds (at least 1) after they
+    /// were last added or updated.
+    pub timeout: Option<u32>,
 }
 
 /// A named set: `ip saddr @name` matches when the address is an element.
@@ -246,9 +251,25 @@ impl Set {
             key,
             flags: SetFlags {
                 interval,
-                constant: false,
+                ..SetFlags::default()
             },
             elements,
+        }
+    }
+
+    /// `flags dynamic,timeout; timeout Ns`: an empty set that rules fill from the packet
+    /// path (`update @name { ip saddr }`), each element expiring `timeout_secs` after its
+    /// last update (kube-proxy's session affinity).
+    pub fn dynamic(name: &str, key: KeyType, timeout_secs: u32) -> Set {
+        Set {
+            name: name.to_string(),
+            key,
+            flags: SetFlags {
+                dynamic: true,
+                timeout: Some(timeout_secs),
+                ..SetFlags::default()
+            },
+            elements: Vec::new(),
         }
     }
 }
@@ -278,7 +299,7 @@ impl Map {
             data: MapData::Verdict,
             flags: SetFlags {
                 interval,
-                constant: false,
+                ..SetFlags::default()
             },
             elements: elements
                 .into_iter()

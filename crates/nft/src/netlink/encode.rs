@@ -175,7 +175,23 @@ pub(crate) fn encode_delete(family: Family, name: &str, first_seq: u32) -> Resul
 }
 
 /// A batch that replaces `table` whole.
+#[cfg(test)]
 pub(crate) fn encode_table(table: &Table, first_seq: u32) -> Result<Batch> {
+    encode_table_keeping(table, first_seq, &[])
+}
+
+/// Elements the packet path added to a dynamic set: the set's name, and each
+/// element's key (as the kernel holds it) with the milliseconds it has left.
+pub(crate) type Carried = (String, Vec<(Vec<u8>, u64)>);
+
+/// [`encode_table`], with the elements of dynamic sets `carry` put back into
+/// the new table (a full replace keeps what the packet path learned, such as
+/// session affinity), each expiring when it would have.
+pub(crate) fn encode_table_keeping(
+    table: &Table,
+    first_seq: u32,
+    carry: &[Carried],
+) -> Result<Batch> {
     check_name("table", &table.name)?;
     if table.family != Family::Inet {
         return Err(Error::invalid(
@@ -184,7 +200,21 @@ pub(crate) fn encode_table(table: &Table, first_seq: u32) -> Result<Batch> {
         ));
     }
     check_unique(table)?;
-    let sets = compile::compile_sets(table)?;
+    let mut sets = compile::compile_sets(table)?;
+    for (name, elems) in carry {
+        if let Some(s) = sets
+            .iter_mut()
+            .find(|s| &s.name == name && s.flags & compile::set::SET_EVAL != 0)
+        {
+            let cap = s.timeout_ms.unwrap_or(u64::MAX);
+            s.elements.extend(
+                elems
+                    .iter()
+                    .filter(|(k, _)| k.len() == s.key.len as usize)
+                    .map(|(k, ms)| compile::set::Elem::carried(k.clone(), (*ms).clamp(1, cap))),
+            );
+        }
+    }
     let (_, rules, _, elements) = table.size();
     let mut e = Enc::new(
         first_seq,
@@ -421,11 +451,17 @@ pub(crate) fn put_set(e: &mut Enc, table: &str, name: &str, s: &SetSpec, obj: Ob
         }
     }
     e.w.put_u32(NFTA_SET_ID, id);
+    if let Some(ms) = s.timeout_ms {
+        e.w.put(NFTA_SET_TIMEOUT, &ms.to_be_bytes());
+    }
     let concat = s.flags & crate::compile::set::SET_CONCAT != 0;
-    if s.anonymous() || concat {
+    let dynamic = s.flags & crate::compile::set::SET_EVAL != 0;
+    if s.anonymous() || concat || dynamic {
         let desc = e.w.open(NFTA_SET_DESC);
         if s.anonymous() {
             e.w.put_u32(NFTA_SET_DESC_SIZE, s.elements.len() as u32);
+        } else if dynamic {
+            e.w.put_u32(NFTA_SET_DESC_SIZE, crate::compile::set::DYNAMIC_SET_SIZE);
         }
         if concat {
             let c = e.w.open(NFTA_SET_DESC_CONCAT);

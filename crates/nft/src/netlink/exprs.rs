@@ -40,6 +40,9 @@ pub(crate) fn put_elem(w: &mut Writer, el: &Elem) {
         w.put_u32(NFTA_SET_ELEM_FLAGS, NFT_SET_ELEM_INTERVAL_END);
     }
     put_value(w, NFTA_SET_ELEM_KEY, &el.key);
+    if let Some(ms) = el.expires_ms {
+        w.put(NFTA_SET_ELEM_EXPIRATION, &ms.to_be_bytes());
+    }
     if let Some(k) = &el.key_end {
         put_value(w, NFTA_SET_ELEM_KEY_END, k);
     }
@@ -218,6 +221,11 @@ fn put_expr(w: &mut Writer, x: &Low, anon: &[(String, u32)]) {
             if let Some(p) = prefix {
                 w.put_str(NFTA_LOG_PREFIX, p);
             }
+        }
+        Low::Dynset { sreg, set } => {
+            w.put_str(NFTA_DYNSET_SET_NAME, set);
+            w.put_u32(NFTA_DYNSET_OP, NFT_DYNSET_OP_UPDATE);
+            w.put_u32(NFTA_DYNSET_SREG_KEY, *sreg);
         }
     }
 }

@@ -7,7 +7,7 @@ pub(crate) mod encode;
 mod errors;
 pub(crate) mod exprs;
 mod read;
-mod socket;
+pub(crate) mod socket;
 pub(crate) mod update;
 
 use std::io;
@@ -17,7 +17,7 @@ use weft_netlink::{run_in_netns, Netns};
 use crate::model::{Family, Table};
 use crate::summary::Summary;
 use crate::{Backend, Error, Result};
-use encode::{encode_delete, encode_table, Batch};
+use encode::{encode_delete, encode_table_keeping, Batch, Carried};
 pub(crate) use errors::kernel_error;
 use socket::Socket;
 
@@ -112,6 +112,22 @@ impl NetlinkBackend {
         ))
     }
 
+    /// The elements the kernel holds in the dynamic sets of `table` (none when
+    /// the table or a set does not exist yet, or cannot be read).
+    fn dynamic_elements(&mut self, table: &Table) -> Vec<Carried> {
+        table
+            .sets
+            .iter()
+            .filter(|s| s.flags.dynamic)
+            .filter_map(|s| {
+                read::expiring_elements(&mut self.sock, table.family, &table.name, &s.name)
+                    .ok()
+                    .filter(|e| !e.is_empty())
+                    .map(|e| (s.name.clone(), e))
+            })
+            .collect()
+    }
+
     fn get_table(&mut self, family: Family, name: &str) -> Result<()> {
         use consts::*;
         let what = format!("table {} {name}", family.nft_name());
@@ -138,8 +154,11 @@ fn table_id(t: &Table) -> String {
 }
 
 impl Backend for NetlinkBackend {
+    /// Keeps what the packet path added to the table's dynamic sets (session
+    /// affinity survives a full replace).
     fn apply(&mut self, table: &Table) -> Result<()> {
-        let batch = encode_table(table, self.sock.next_seq())?;
+        let carry = self.dynamic_elements(table);
+        let batch = encode_table_keeping(table, self.sock.next_seq(), &carry)?;
         self.last = ApplyStats {
             messages: batch.len(),
             bytes: batch.buf.len(),

@@ -214,18 +214,62 @@ fn parse_set(m: &Msg<'_>, table: &str) -> Option<(String, SetSummary)> {
     if flags & crate::compile::set::SET_ANONYMOUS != 0 {
         return None;
     }
+    let dynamic = flags & crate::compile::set::SET_EVAL != 0;
     // Flags the kernel may add on its own (timeouts, eval, expressions) are not compared.
     let flags = flags & 0x8f;
     Some((
         name,
         SetSummary {
             flags,
+            dynamic,
             key_type: u(NFTA_SET_KEY_TYPE).unwrap_or(0),
             key_len: u(NFTA_SET_KEY_LEN).unwrap_or(0),
             data_type: u(NFTA_SET_DATA_TYPE),
             elements: 0,
         },
     ))
+}
+
+/// The elements of set `set` of table `table` (each key as the kernel holds it,
+/// and the milliseconds it has left; elements without a timeout are left out).
+pub(crate) fn expiring_elements(
+    sock: &mut Socket,
+    family: Family,
+    table: &str,
+    set: &str,
+) -> Result<Vec<(Vec<u8>, u64)>> {
+    let mut out = Vec::new();
+    sock.dump(
+        &dump_request(
+            NFT_MSG_GETSETELEM,
+            family,
+            &[
+                (NFTA_SET_ELEM_LIST_TABLE, table),
+                (NFTA_SET_ELEM_LIST_SET, set),
+            ],
+        ),
+        &mut |m: Option<&Msg<'_>>| match m {
+            None => out.clear(),
+            Some(m) => {
+                let Some(list) = find(m.attrs(), NFTA_SET_ELEM_LIST_ELEMENTS) else {
+                    return;
+                };
+                for el in list.nested() {
+                    let key = find(el.nested(), NFTA_SET_ELEM_KEY)
+                        .and_then(|k| find(k.nested(), NFTA_DATA_VALUE))
+                        .map(|v| v.data.to_vec());
+                    let left = find(el.nested(), NFTA_SET_ELEM_EXPIRATION)
+                        .and_then(|a| Some(u64::from_be_bytes(a.data.get(..8)?.try_into().ok()?)));
+                    if let (Some(k), Some(ms)) = (key, left) {
+                        out.push((k, ms));
+                    }
+                }
+            }
+        },
+    )
+    .map_err(|e| io_err("set elements", table, e))?
+    .map_err(|e| refused(&format!("elements of set {set}"), family, table, e))?;
+    Ok(out)
 }
 
 /// Elements in a GETSETELEM reply, interval ends not counted.
