@@ -6,7 +6,12 @@
 //!   a /32 per local workload), pure and unit-tested.
 //! - [`apply`]: diff the plan against the kernel's routes owned by weft and fix the difference.
 //! - [`endpoint`]: the per-workload wiring done synchronously at `run` (veth, addresses, proxy ARP).
+//! - [`bridge`], [`bridge_ipam`]: the same for bridge networks (bridge per network and node,
+//!   a subnet per node).
 
+pub mod bridge;
+pub mod bridge_ipam;
+mod bridge_routes;
 pub mod endpoint;
 mod plan;
 pub mod rules;

@@ -36,10 +36,15 @@ pub fn plan(input: &PlanInput) -> NodePlan {
     let st = input.state;
     let me = st.node(input.node);
     let underlay = me.and_then(|n| (input.ifindex)(&n.interface));
+    let bridged = crate::bridge_routes::bridge_pools(st);
     for block in &st.blocks {
         let Some(owner) = block.affinity.as_deref() else {
             continue;
         };
+        if bridged.contains(block.pool.as_str()) {
+            crate::bridge_routes::block_route(input, block, owner, underlay, &mut out);
+            continue;
+        }
         if owner == input.node {
             out.routes.push(proto(Route::new(block.cidr).blackhole()));
             continue;
@@ -74,7 +79,12 @@ pub fn plan(input: &PlanInput) -> NodePlan {
             },
         }
     }
-    for w in st.workloads.iter().filter(|w| w.node == input.node) {
+    let bridge_nets = crate::bridge_routes::bridge_networks(st);
+    for w in st
+        .workloads
+        .iter()
+        .filter(|w| w.node == input.node && !bridge_nets.contains(w.network.as_str()))
+    {
         let (Some(ip), false) = (w.ip, w.host_iface.is_empty()) else {
             continue;
         };

@@ -19,6 +19,8 @@ pub struct ClusterState {
     /// Every policy, normalized; records that do not decode are in `warnings`.
     pub policies: Vec<NormalizedPolicy>,
     pub services: Vec<Service>,
+    /// Published ports of every node (`weft run -p`).
+    pub ports: Vec<weft_model::PublishedPort>,
     pub warnings: Vec<String>,
 }
 
@@ -59,6 +61,9 @@ impl ClusterState {
                     Ok(_) => st.warnings.push(format!("{k} is not a service")),
                     Err(e) => st.warnings.push(format!("service {k} ignored: {e}")),
                 }
+            } else if k.starts_with(keys::PORTS) {
+                st.ports
+                    .push(serde_json::from_slice(&kv.value).with_context(parse)?);
             } else if k.starts_with(weft_ipam::keys::POOLS) {
                 st.pools
                     .push(serde_json::from_slice(&kv.value).with_context(parse)?);

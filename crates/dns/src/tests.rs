@@ -27,6 +27,9 @@ pub(crate) fn network(name: &str) -> Network {
         isolation: Default::default(),
         nat_outgoing: true,
         created: 0,
+        bridge: None,
+        internal: false,
+        deny_action: None,
     }
 }
 

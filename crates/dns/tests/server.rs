@@ -24,6 +24,9 @@ fn network(name: &str) -> Network {
         isolation: Default::default(),
         nat_outgoing: true,
         created: 0,
+        bridge: None,
+        internal: false,
+        deny_action: None,
     }
 }
 

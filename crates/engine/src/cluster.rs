@@ -104,11 +104,20 @@ impl Cluster {
                 .into_iter()
                 .map(|(_, w, _)| w.ipam_handle())
                 .collect();
-        live.extend(
-            self.nodes()?
-                .iter()
-                .map(|n| weft_model::tunnel_handle(&n.name)),
-        );
+        let nodes = self.nodes()?;
+        live.extend(nodes.iter().map(|n| weft_model::tunnel_handle(&n.name)));
+        // Each node's subnet of a bridge network (gateway, network and broadcast addresses).
+        for (_, net, _) in
+            weft_store::list_json::<weft_model::Network>(self.store.as_ref(), keys::NETWORKS)?
+        {
+            if net.driver == weft_model::Driver::Bridge {
+                live.extend(
+                    nodes
+                        .iter()
+                        .map(|n| weft_model::bridge_handle(&net.name, &n.name)),
+                );
+            }
+        }
         Ok(live)
     }
 

@@ -45,6 +45,8 @@ pub struct RunOptions {
     pub cap_drop: Vec<String>,
     pub privileged: bool,
     pub userns: bool,
+    /// `-p HOSTPORT:PORT[/PROTO]` (bridge networks).
+    pub publish: Vec<weft_model::PublishedPort>,
 }
 
 /// What `run` did.
@@ -139,6 +141,8 @@ pub fn run(c: &Cluster, node: &NodeRef, o: &RunOptions) -> Result<RunOutcome> {
             }
             None => (crate::inspect_network(c, &net_arg)?, None),
         };
+    crate::bridge_net::check_publish(&network, &o.publish, shared_with.is_some())?;
+    let bridged = network.driver == weft_model::Driver::Bridge;
     let image = resolve_image(&o.image)?;
 
     let workload = Workload {
@@ -149,6 +153,8 @@ pub fn run(c: &Cluster, node: &NodeRef, o: &RunOptions) -> Result<RunOutcome> {
         ip: shared_with.as_ref().and_then(|w| w.ip),
         host_iface: if shared_with.is_some() {
             String::new()
+        } else if bridged {
+            weft_model::bridge_port_name(&id)
         } else {
             host_iface_name(&id)
         },
@@ -172,16 +178,25 @@ pub fn run(c: &Cluster, node: &NodeRef, o: &RunOptions) -> Result<RunOutcome> {
             .map_err(Into::into)
     });
 
+    let ports = crate::bridge_net::claim_ports(c, &node.node.name, &name, &o.publish)?;
+    let p2 = ports.clone();
+    undo.push("unpublish the ports", move || {
+        crate::bridge_net::release_ports(c, &p2);
+        Ok(())
+    });
+
     let mut workload = workload;
     let mut programmed_from = 0;
     let ipam = Ipam::new(store);
     if shared_with.is_none() {
         let handle = workload.ipam_handle();
-        let ip = ipam
-            .allocate(&handle, &node.node.name, &network.pool, o.ip)
-            .with_context(|| {
-                format!("allocate an address for {name} in network {}", network.name)
-            })?;
+        let ip = if bridged {
+            crate::bridge_net::allocate(c, &network, &node.node.name, &handle, o.ip)
+        } else {
+            ipam.allocate(&handle, &node.node.name, &network.pool, o.ip)
+                .map_err(Into::into)
+        }
+        .with_context(|| format!("allocate an address for {name} in network {}", network.name))?;
         workload.ip = Some(ip);
         let h2 = handle.clone();
         let ipam2 = Ipam::new(store);
@@ -293,16 +308,26 @@ pub fn run(c: &Cluster, node: &NodeRef, o: &RunOptions) -> Result<RunOutcome> {
                 Some(weft_dataplane::vxlan::workload_mtu(underlay.mtu))
             }
         };
-        endpoint::attach(
-            &mut h,
-            &node_ns,
-            &cns,
-            &Endpoint {
-                host_iface: &workload.host_iface,
-                ip,
-                mtu,
-            },
-        )
+        if bridged {
+            let wiring = crate::bridge_net::Wiring {
+                node,
+                node_ns: &node_ns,
+                h: &mut h,
+                cns: &cns,
+            };
+            crate::bridge_net::attach(c, &network, wiring, &workload.host_iface, ip, mtu)
+        } else {
+            endpoint::attach(
+                &mut h,
+                &node_ns,
+                &cns,
+                &Endpoint {
+                    host_iface: &workload.host_iface,
+                    ip,
+                    mtu,
+                },
+            )
+        }
         .with_context(|| format!("attach {name} to network {}", network.name))?;
         let iface = workload.host_iface.clone();
         undo.push("remove the veth", move || {
@@ -311,6 +336,9 @@ pub fn run(c: &Cluster, node: &NodeRef, o: &RunOptions) -> Result<RunOutcome> {
         });
     }
 
+    if let (false, Some(ip)) = (ports.is_empty(), workload.ip) {
+        programmed_from = crate::bridge_net::set_port_address(c, &ports, ip)?;
+    }
     if programmed_from > 0 {
         wait_for_agent(c, &node.node.name, programmed_from);
     }
@@ -329,10 +357,9 @@ pub fn run(c: &Cluster, node: &NodeRef, o: &RunOptions) -> Result<RunOutcome> {
         }
     }
     let rt = weft_runtime::state(&root, &id).ok();
-    Ok(RunOutcome {
-        view: ContainerView::new(&workload, rt.as_ref()),
-        exit_code,
-    })
+    let mut view = ContainerView::new(&workload, rt.as_ref());
+    view.ports = ports.iter().map(|p| p.to_string()).collect();
+    Ok(RunOutcome { view, exit_code })
 }
 
 /// Waits until the node's agent has programmed the node from `revision` or later, so the new
@@ -406,7 +433,13 @@ fn runtime_root_of(c: &Cluster, w: &Workload) -> std::path::PathBuf {
 
 fn view_of(c: &Cluster, w: &Workload) -> ContainerView {
     let rt = weft_runtime::state(&runtime_root_of(c, w), &w.id).ok();
-    ContainerView::new(w, rt.as_ref())
+    let mut v = ContainerView::new(w, rt.as_ref());
+    v.ports = crate::bridge_net::ports_of(c, &w.node, &w.name)
+        .unwrap_or_default()
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    v
 }
 
 /// `weft ps [-a]`: containers of every node, running ones only unless `all`.
@@ -510,6 +543,7 @@ pub fn remove(c: &Cluster, name: &str, force: bool) -> Result<()> {
             .release(&w.ipam_handle())
             .with_context(|| format!("release the address of {name}"))?;
     }
+    crate::bridge_net::release_ports(c, &crate::bridge_net::ports_of(c, &w.node, &w.name)?);
     std::fs::remove_dir_all(paths::bundles_dir(&c.lab, &w.node).join(&w.id))
         .or_else(ignore_missing)
         .with_context(|| format!("remove the bundle of {name}"))?;

@@ -1,8 +1,10 @@
 //! What `docker run` means in weft: image → bundle → runtime create → network attach → start,
 //! and the rest of a container's life (stop, rm, ps, inspect, logs, exec), over the store.
 
+mod bridge_net;
 mod cluster;
 mod container;
+pub mod inspect;
 mod network;
 pub mod resources;
 pub mod services;

@@ -3,7 +3,9 @@
 use anyhow::{bail, Context, Result};
 use ipnet::Ipv4Net;
 use weft_ipam::{IpPool, Ipam};
-use weft_model::{keys, validate_name, Driver, Isolation, Network, Workload, DEFAULT_POOL};
+use weft_model::{
+    keys, validate_name, DenyAction, Driver, Isolation, Network, Workload, DEFAULT_POOL,
+};
 use weft_store::Store;
 
 use crate::Cluster;
@@ -16,24 +18,33 @@ pub struct NetworkOptions {
     pub subnet: Option<Ipv4Net>,
     pub isolation: Isolation,
     pub nat_outgoing: bool,
+    /// Bridge driver: the bridge's name on each node (default `wbr-` + a hash).
+    pub bridge: Option<String>,
+    /// Bridge driver: nothing in or out beyond the network (no masquerade, no published ports).
+    pub internal: bool,
+    /// Drop or reject traffic isolation stops (the cluster's deny action when None).
+    pub deny_action: Option<DenyAction>,
 }
 
-fn pool_name_of(network: &str) -> String {
+pub(crate) fn pool_name_of(network: &str) -> String {
     format!("net-{network}")
 }
 
 /// Creates a network; with `--subnet` it gets a pool of its own, otherwise it shares the default.
 pub fn create_network(c: &Cluster, o: &NetworkOptions) -> Result<Network> {
     validate_name("network", &o.name)?;
-    if o.driver == Driver::Bridge {
-        bail!(
-            "network {}: the bridge driver is not available in this build yet; use --driver routed",
-            o.name
-        );
-    }
     let store: &dyn Store = c.store.as_ref();
     if store.get(&keys::network(&o.name))?.is_some() {
         bail!("network {:?} already exists; remove it with `weft network rm {}` or choose another name", o.name, o.name);
+    }
+    if o.driver == Driver::Bridge {
+        return crate::bridge_net::create(c, o);
+    }
+    if o.bridge.is_some() || o.internal {
+        bail!(
+            "network {}: --bridge and --internal are options of the bridge driver; add --driver bridge",
+            o.name
+        );
     }
     let ipam = Ipam::new(store);
     let pool = match o.subnet {
@@ -60,6 +71,9 @@ pub fn create_network(c: &Cluster, o: &NetworkOptions) -> Result<Network> {
         isolation: o.isolation,
         nat_outgoing: o.nat_outgoing,
         created: weft_model::now(),
+        bridge: None,
+        internal: false,
+        deny_action: o.deny_action,
     };
     if let Err(e) = weft_store::create_json(store, &keys::network(&o.name), &net) {
         if o.subnet.is_some() {
@@ -98,6 +112,9 @@ pub fn remove_network(c: &Cluster, name: &str) -> Result<()> {
             "network {name:?} is in use by {}; remove them first (weft rm -f ...)",
             users.join(", ")
         );
+    }
+    if net.driver == Driver::Bridge {
+        return crate::bridge_net::remove(c, &net);
     }
     weft_store::delete(c.store.as_ref(), &keys::network(name))?;
     if net.subnet.is_some() {

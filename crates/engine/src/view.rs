@@ -49,6 +49,8 @@ pub struct ContainerView {
     pub command: Vec<String>,
     pub host_iface: String,
     pub created: u64,
+    /// Published ports, like docker ps: `0.0.0.0:8080->80/tcp`.
+    pub ports: Vec<String>,
 }
 
 impl ContainerView {
@@ -85,6 +87,7 @@ impl ContainerView {
             command: w.command.clone(),
             host_iface: w.host_iface.clone(),
             created: w.created,
+            ports: vec![],
         }
     }
 }

@@ -202,6 +202,9 @@ fn init_store(o: &LabOptions) -> Result<()> {
             isolation: Default::default(),
             nat_outgoing: true,
             created: weft_model::now(),
+            bridge: None,
+            internal: false,
+            deny_action: None,
         },
     )?;
     for (i, name) in o.nodes.iter().enumerate() {

@@ -39,3 +39,11 @@ pub const SERVICES: &str = "/weft/services/";
 pub fn service(namespace: &str, name: &str) -> String {
     format!("{SERVICES}{namespace}/{name}")
 }
+
+/// Published ports: `/weft/ports/<node>/<proto>-<host port>` (one record per port and node, so
+/// claiming one is a compare-and-swap create).
+pub const PORTS: &str = "/weft/ports/";
+
+pub fn published_port(node: &str, proto: &str, port: u16) -> String {
+    format!("{PORTS}{node}/{proto}-{port}")
+}

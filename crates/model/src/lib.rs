@@ -13,9 +13,11 @@ pub mod keys;
 pub mod lab;
 pub mod paths;
 pub mod policy;
+mod ports;
 pub mod selector;
 mod validate;
 
+pub use ports::{PortProto, PublishedPort};
 pub use validate::{parse_cidr, parse_label, validate_lab_name, validate_name, ValidationError};
 
 /// The gateway address every routed workload uses (answered by proxy ARP on the host end).
@@ -117,6 +119,15 @@ impl std::str::FromStr for DenyAction {
                 "use drop or reject",
             )),
         }
+    }
+}
+
+impl std::fmt::Display for DenyAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DenyAction::Drop => "drop",
+            DenyAction::Reject => "reject",
+        })
     }
 }
 
@@ -249,6 +260,52 @@ pub struct Network {
     /// Unix seconds.
     #[serde(default)]
     pub created: u64,
+    /// Bridge driver: the name of the network's bridge on every node (see [`Network::bridge_name`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<String>,
+    /// Bridge driver: nothing leaves the network (no masquerade, no published ports, no traffic
+    /// to or from outside its subnet), like Docker's `--internal`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub internal: bool,
+    /// What isolation between networks does to a packet; the cluster's deny action when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deny_action: Option<DenyAction>,
+}
+
+impl Network {
+    /// Bridge driver: the bridge's name on each node, `wbr-` + 10 hex chars of a hash of the
+    /// network's name unless the network names its own.
+    pub fn bridge_name(&self) -> String {
+        self.bridge
+            .clone()
+            .unwrap_or_else(|| default_bridge_name(&self.name))
+    }
+}
+
+/// `wbr-` + 10 hex chars of a hash of the network's name (14 chars, within IFNAMSIZ).
+pub fn default_bridge_name(network: &str) -> String {
+    format!(
+        "wbr-{}",
+        &hex_digest(&format!("weft-bridge-{network}"))[..10]
+    )
+}
+
+/// Host end of a bridge workload's veth: `veth` + 11 hex chars of a hash of its id.
+pub fn bridge_port_name(workload_id: &str) -> String {
+    format!("veth{}", &hex_digest(workload_id)[..11])
+}
+
+/// The IPAM handle holding a bridge network's gateway (and the subnet's network and broadcast
+/// addresses) on `node`: `<network>.bridge-<node>`.
+pub fn bridge_handle(network: &str, node: &str) -> String {
+    format!("{network}.bridge-{node}")
+}
+
+fn hex_digest(s: &str) -> String {
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn yes() -> bool {
@@ -353,5 +410,15 @@ mod tests {
         assert_eq!("bridge".parse::<Driver>().unwrap(), Driver::Bridge);
         assert!("none".parse::<Isolation>().is_ok());
         assert!("foo".parse::<Isolation>().is_err());
+    }
+
+    #[test]
+    fn bridge_names_fit_ifnamsiz() {
+        let b = default_bridge_name("a-rather-long-network-name");
+        assert!(b.starts_with("wbr-") && b.len() <= 15, "{b}");
+        assert_ne!(b, default_bridge_name("other"));
+        let p = bridge_port_name("abc");
+        assert!(p.starts_with("veth") && p.len() == 15, "{p}");
+        assert!(!p.starts_with("cali"));
     }
 }

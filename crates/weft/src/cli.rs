@@ -29,6 +29,10 @@ pub enum Format {
     Table,
     Json,
     Yaml,
+    /// `weft trace`: the flow diagram as SVG (other commands print their table).
+    Svg,
+    /// `weft trace --verify`: what was captured, as pcapng on stdout.
+    Pcap,
 }
 
 #[derive(Subcommand, Debug)]
@@ -58,8 +62,16 @@ pub enum Command {
         follow: bool,
         name: String,
     },
-    /// Show a container in detail.
-    Inspect { name: String },
+    /// Show containers in detail: Docker's shape (a JSON array, like `docker inspect`);
+    /// with `-o json|yaml`, weft's own object (name, node, network, ip, state, pid, ...).
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Print this Go-style template per container: `{{.State.Pid}}`-like paths and
+        /// `{{json .Config}}`, on Docker's shape.
+        #[arg(short, long)]
+        format: Option<String>,
+    },
     /// Resource usage of running containers (like `docker stats --no-stream`).
     Stats { names: Vec<String> },
     /// Stop containers (SIGTERM, then SIGKILL).
@@ -177,6 +189,15 @@ pub enum NetworkCmd {
         /// Do not masquerade traffic leaving the cluster (Calico's natOutgoing: false).
         #[arg(long)]
         no_nat_outgoing: bool,
+        /// Bridge driver: keep all traffic inside the network (no masquerade, no published ports).
+        #[arg(long)]
+        internal: bool,
+        /// Bridge driver: name of the bridge on each node (default wbr- and a hash).
+        #[arg(long)]
+        bridge: Option<String>,
+        /// What isolation does to traffic from other networks: drop or reject (default: the lab's).
+        #[arg(long)]
+        deny_action: Option<String>,
     },
     /// List networks.
     Ls,
@@ -256,6 +277,9 @@ pub struct RunArgs {
     /// Run in a user namespace (`host` to keep the host's).
     #[arg(long)]
     pub userns: Option<String>,
+    /// Publish a port on the node's addresses: HOSTPORT:PORT[/tcp|udp] (bridge networks).
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -336,6 +360,52 @@ mod tests {
         assert_eq!(r.image, "toolbox");
         assert_eq!(r.command, ["sleep", "-x", "100"]);
         assert_eq!(r.labels, ["app=web"]);
+    }
+
+    #[test]
+    fn publish_and_bridge_flags() {
+        let c = Cli::try_parse_from([
+            "weft",
+            "run",
+            "-d",
+            "-p",
+            "8080:80",
+            "-p",
+            "53:53/udp",
+            "toolbox",
+            "httpd",
+        ])
+        .unwrap();
+        let Command::Run(r) = c.command else { panic!() };
+        assert_eq!(r.publish, ["8080:80", "53:53/udp"]);
+        let c = Cli::try_parse_from([
+            "weft",
+            "network",
+            "create",
+            "b",
+            "--driver",
+            "bridge",
+            "--subnet",
+            "10.10.0.0/16",
+            "--internal",
+            "--bridge",
+            "mydocker",
+            "--deny-action",
+            "reject",
+        ])
+        .unwrap();
+        let Command::Network(NetworkCmd::Create {
+            internal,
+            bridge,
+            deny_action,
+            ..
+        }) = c.command
+        else {
+            panic!()
+        };
+        assert!(internal);
+        assert_eq!(bridge.as_deref(), Some("mydocker"));
+        assert_eq!(deny_action.as_deref(), Some("reject"));
     }
 
     #[test]

@@ -16,8 +16,10 @@
 //! Endpoints are keyed by interface *name*, so the table can be programmed before the veth
 //! exists and a new workload is covered from its first packet.
 
+mod bridge;
 mod policy;
 mod services;
+mod stale_udp;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -29,7 +31,10 @@ use weft_nft::{
     Verdict,
 };
 
+pub use bridge::MARK_PUBLISHED;
 pub use policy::SelectorSets;
+pub use services::affinity_set;
+pub use stale_udp::UdpBackends;
 
 /// Name of weft's table (family inet).
 pub const TABLE: &str = "weft";
@@ -56,6 +61,10 @@ pub struct RulesInput<'a> {
     pub node_addrs: Vec<Ipv4Addr>,
     /// What denying a packet means (policy Deny, profile and end-of-tier defaults).
     pub deny_action: weft_model::DenyAction,
+    /// IPAM blocks (a bridge network's subnet on each node is one).
+    pub blocks: &'a [weft_ipam::Block],
+    /// Published ports of every node.
+    pub ports: &'a [weft_model::PublishedPort],
 }
 
 impl RulesInput<'_> {
@@ -82,6 +91,8 @@ impl<'a> RulesInput<'a> {
             services: &st.services,
             node_addrs: st.node(node).map(|n| n.address).into_iter().collect(),
             deny_action: st.config.deny_action,
+            blocks: &st.blocks,
+            ports: &st.ports,
         }
     }
 }
@@ -323,6 +334,7 @@ pub fn ruleset(input: &RulesInput) -> Table {
         inp,
     ));
     egress_nat(&mut t, input);
+    bridge::compile(&mut t, input);
     services::compile(&mut t, input);
     t
 }
@@ -333,7 +345,7 @@ fn egress_nat(t: &mut Table, input: &RulesInput) {
     let nat_nets: BTreeSet<&str> = input
         .networks
         .iter()
-        .filter(|n| n.nat_outgoing)
+        .filter(|n| n.nat_outgoing && n.driver == weft_model::Driver::Routed)
         .map(|n| n.name.as_str())
         .collect();
     let sources: BTreeSet<Ipv4Addr> = input

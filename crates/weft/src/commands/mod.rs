@@ -127,6 +127,11 @@ fn cluster_command(c: &Cluster, node: Option<&str>, fmt: Format, cmd: Command) -
                         Some("private") | Some("auto") => true,
                         Some(other) => bail!("--userns {other}: use host or private"),
                     },
+                    publish: a
+                        .publish
+                        .iter()
+                        .map(|p| weft_model::PublishedPort::parse(p))
+                        .collect::<Result<_, _>>()?,
                 },
             )?;
             if a.detach {
@@ -175,16 +180,7 @@ fn cluster_command(c: &Cluster, node: Option<&str>, fmt: Format, cmd: Command) -
             })?;
             Ok(0)
         }
-        Command::Inspect { name } => {
-            let v = weft_engine::inspect(c, &name)?;
-            let fmt = if fmt == Format::Table {
-                Format::Json
-            } else {
-                fmt
-            };
-            emit(fmt, &v, || Table::new(&[]))?;
-            Ok(0)
-        }
+        Command::Inspect { names, format } => inspect(c, fmt, &names, format.as_deref()),
         Command::Logs { follow, name } => {
             weft_engine::logs(c, &name, follow, &mut std::io::stdout())?;
             Ok(0)
@@ -299,6 +295,7 @@ fn ps_table(list: &[ContainerView]) -> Table {
         "STATE",
         "IMAGE",
         "COMMAND",
+        "PORTS",
     ]);
     for v in list {
         t.row(vec![
@@ -313,7 +310,33 @@ fn ps_table(list: &[ContainerView]) -> Table {
             },
             v.image.clone(),
             format!("{:?}", v.command.join(" ")),
+            v.ports.join(", "),
         ]);
     }
     t
+}
+
+/// `weft inspect`: Docker's shape (an array, or `--format` per container), or weft's own
+/// object with `-o json|yaml` (an array when several names are given).
+fn inspect(c: &Cluster, fmt: Format, names: &[String], template: Option<&str>) -> Result<i32> {
+    if fmt != Format::Table && template.is_none() {
+        let views = names
+            .iter()
+            .map(|n| weft_engine::inspect(c, n))
+            .collect::<Result<Vec<_>>>()?;
+        return match views.as_slice() {
+            [one] => emit(fmt, one, || Table::new(&[])).map(|()| 0),
+            all => emit(fmt, all, || Table::new(&[])).map(|()| 0),
+        };
+    }
+    let shapes = weft_engine::inspect::inspect_docker(c, names)?;
+    match template {
+        None => println!("{}", serde_json::to_string_pretty(&shapes)?),
+        Some(t) => {
+            for v in &shapes {
+                println!("{}", weft_engine::inspect::render_template(v, t)?);
+            }
+        }
+    }
+    Ok(0)
 }

@@ -15,6 +15,9 @@ pub(super) fn network(c: &Cluster, fmt: Format, cmd: NetworkCmd) -> Result<i32> 
             subnet,
             isolation,
             no_nat_outgoing,
+            internal,
+            bridge,
+            deny_action,
         } => {
             let subnet = subnet
                 .as_deref()
@@ -28,6 +31,9 @@ pub(super) fn network(c: &Cluster, fmt: Format, cmd: NetworkCmd) -> Result<i32> 
                     subnet,
                     isolation: isolation.parse()?,
                     nat_outgoing: !no_nat_outgoing,
+                    bridge,
+                    internal,
+                    deny_action: deny_action.as_deref().map(str::parse).transpose()?,
                 },
             )?;
             match fmt {
@@ -38,7 +44,8 @@ pub(super) fn network(c: &Cluster, fmt: Format, cmd: NetworkCmd) -> Result<i32> 
         NetworkCmd::Ls => {
             let nets = weft_engine::list_networks(c)?;
             emit(fmt, &nets, || {
-                let mut t = Table::new(&["NAME", "DRIVER", "POOL", "SUBNET", "ISOLATION"]);
+                let mut t =
+                    Table::new(&["NAME", "DRIVER", "POOL", "SUBNET", "ISOLATION", "BRIDGE"]);
                 for n in &nets {
                     t.row(vec![
                         n.name.clone(),
@@ -48,6 +55,10 @@ pub(super) fn network(c: &Cluster, fmt: Format, cmd: NetworkCmd) -> Result<i32> 
                             .map(|s| s.to_string())
                             .unwrap_or_else(|| "-".into()),
                         n.isolation.to_string(),
+                        match n.driver {
+                            weft_model::Driver::Bridge => n.bridge_name(),
+                            weft_model::Driver::Routed => "-".into(),
+                        },
                     ]);
                 }
                 t
