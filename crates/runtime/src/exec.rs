@@ -10,7 +10,7 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -55,8 +55,12 @@ pub struct ExecOptions<'a> {
     /// Working directory; `None`: the container's.
     pub cwd: Option<String>,
     /// Run on a new terminal of the container, proxied to `io.stdin`/`io.stdout` (the
-    /// caller's by default; put in raw mode when it is a terminal).
+    /// caller's by default; put in raw mode when it is a terminal), or handed over to
+    /// `console_socket`.
     pub tty: bool,
+    /// With `tty`: send the terminal's master to this unix socket (SCM_RIGHTS, as runc
+    /// does) instead of proxying it.
+    pub console_socket: Option<PathBuf>,
     /// Standard streams.
     pub io: ExecIo<'a>,
 }
@@ -108,8 +112,45 @@ struct Prepared {
     pty: Option<tty::Pty>,
 }
 
-/// [`exec`] with every option.
+/// [`exec`] with every option: runs the process and returns its exit code.
 pub fn exec_with_options(root: &Path, id: &str, opts: &ExecOptions<'_>) -> Result<i32> {
+    let (p, cwd) = prepare(root, id, opts)?;
+    let (child, master) = spawn(id, p, opts, &cwd)?;
+    let code = match master {
+        Some(master) => {
+            let input = opts.io.stdin.map_or(0, |f| f.as_raw_fd());
+            let output = opts.io.stdout.map_or(1, |f| f.as_raw_fd());
+            if tty::is_tty(input) {
+                tty::copy_winsize(input, master.as_raw_fd());
+            } else if tty::is_tty(output) {
+                tty::copy_winsize(output, master.as_raw_fd());
+            }
+            let _raw = tty::RawMode::enter(input);
+            tty::proxy(&master, input, output, child)
+        }
+        None => wait_code(child),
+    };
+    code.map_err(|e| io_ctx(format!("wait for the exec in container {id}"))(e))
+}
+
+/// Starts the process as runc's `exec` does and returns, once it has exec'd, the pid of
+/// the caller's child that exits with its exit code (128+signal if killed); the caller
+/// (or, once it exits, its subreaper) reaps it. A terminal (`tty`) goes to
+/// `console_socket`, which is then required.
+pub fn exec_spawn(root: &Path, id: &str, opts: &ExecOptions<'_>) -> Result<i32> {
+    if opts.tty && opts.console_socket.is_none() {
+        return Err(Error::Container {
+            id: id.to_string(),
+            msg: "a detached exec with a terminal needs a console socket to send it to".into(),
+        });
+    }
+    let (p, cwd) = prepare(root, id, opts)?;
+    let (child, _) = spawn(id, p, opts, &cwd)?;
+    Ok(child.as_raw())
+}
+
+/// Everything an exec needs, checked and opened in advance; also the working directory.
+fn prepare(root: &Path, id: &str, opts: &ExecOptions<'_>) -> Result<(Prepared, String)> {
     let cerr = |msg: String| Error::Container {
         id: id.to_string(),
         msg,
@@ -203,13 +244,27 @@ pub fn exec_with_options(root: &Path, id: &str, opts: &ExecOptions<'_>) -> Resul
             .map_err(|_| cerr(format!("working directory {cwd:?} contains a NUL byte")))?,
         pty,
     };
-    run(id, prepared, opts, &cwd)
+    Ok((prepared, cwd))
 }
 
-/// Forks, waits, and turns a failure report into an error.
-fn run(id: &str, mut p: Prepared, opts: &ExecOptions<'_>, cwd: &str) -> Result<i32> {
+/// Forks, waits until the process has exec'd (or turns its failure report into an error),
+/// and returns the child to wait for and, with a terminal not sent to a console socket,
+/// the pty master to proxy.
+fn spawn(
+    id: &str,
+    mut p: Prepared,
+    opts: &ExecOptions<'_>,
+    cwd: &str,
+) -> Result<(Pid, Option<OwnedFd>)> {
     let io = opts.io;
     let stdio = [io.stdin, io.stdout, io.stderr].map(|f| f.map(|f| f.as_raw_fd()));
+    let console = match (&p.pty, &opts.console_socket) {
+        (Some(_), Some(path)) => Some(crate::sock::connect(path).map_err(io_ctx(format!(
+            "connect to the console socket {}",
+            path.display()
+        )))?),
+        _ => None,
+    };
     let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io_ctx("create a pipe"))?;
     // SAFETY: the child only makes async-signal-safe system calls (see `exec_child`).
     let child = match unsafe { nix::unistd::fork() } {
@@ -218,26 +273,28 @@ fn run(id: &str, mut p: Prepared, opts: &ExecOptions<'_>, cwd: &str) -> Result<i
         Err(e) => return Err(io_ctx(format!("fork to exec in container {id}"))(e)),
     };
     drop(err_w);
-    let code = match p.pty.take() {
-        Some(pty) => {
-            // The child has its own copy of the slave: the master sees the end of the
-            // terminal when the process and its children are gone.
-            drop(pty.slave);
-            let input = stdio[0].unwrap_or(0);
-            let output = stdio[1].unwrap_or(1);
-            if tty::is_tty(input) {
-                tty::copy_winsize(input, pty.master.as_raw_fd());
-            } else if tty::is_tty(output) {
-                tty::copy_winsize(output, pty.master.as_raw_fd());
-            }
-            let _raw = tty::RawMode::enter(input);
-            tty::proxy(&pty.master, input, output, child)
-        }
-        None => wait_code(child),
-    };
+    // The child has its own copy of the slave: the master sees the end of the terminal
+    // when the process and its children are gone.
+    let mut master = p.pty.take().map(|pty| (pty.master, pty.number));
+    let mut sent = Ok(());
+    if let (Some(sock), Some((m, number))) = (&console, &master) {
+        let name = format!("/dev/pts/{number}");
+        sent = tty::send_fd(sock.as_raw_fd(), m.as_raw_fd(), name.as_bytes());
+        master = None;
+    }
+    // End of file: the process exec'd (the pipe is close-on-exec) or the child died.
     let mut report = Vec::new();
     let _ = File::from(err_r).read_to_end(&mut report);
+    if let Err(e) = sent {
+        let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+        let _ = wait_code(child);
+        return Err(Error::Container {
+            id: id.to_string(),
+            msg: format!("send the terminal to the console socket: {}", e.desc()),
+        });
+    }
     if report.len() >= 6 {
+        let _ = wait_code(child);
         let errno = Errno::from_raw(i32::from_le_bytes([
             report[2], report[3], report[4], report[5],
         ]));
@@ -262,7 +319,7 @@ fn run(id: &str, mut p: Prepared, opts: &ExecOptions<'_>, cwd: &str) -> Result<i
             msg,
         });
     }
-    code.map_err(|e| io_ctx(format!("wait for the exec in container {id}"))(e))
+    Ok((child, master.map(|(m, _)| m)))
 }
 
 /// The forked child: joins, forks into the pid namespace, execs. Never returns.

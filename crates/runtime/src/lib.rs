@@ -12,6 +12,10 @@
 //! nothing of networks: an engine wires the container's network namespace between
 //! `create` and `start`.
 //!
+//! Without a shim ([`ContainerIo::Inherit`], what `weft-runc` uses, as runc does), `create`
+//! clones the init itself: it keeps the caller's stdio (or gets a pty whose master goes to
+//! a console socket), waits for `start` on a fifo, and is reaped by the caller's subreaper.
+//!
 //! ```no_run
 //! use std::path::Path;
 //! use weft_runtime::{Bundle, RunSpec};
@@ -32,6 +36,7 @@ mod bundle;
 mod cgroups;
 mod channel;
 mod config;
+mod direct;
 mod error;
 mod exec;
 mod mounts;
@@ -53,8 +58,21 @@ pub use bundle::{
 };
 pub use cgroups::Stats;
 pub use error::{Error, Result};
-pub use exec::{exec, exec_with, exec_with_options, ExecIo, ExecOptions};
+pub use exec::{exec, exec_spawn, exec_with, exec_with_options, ExecIo, ExecOptions};
 pub use observe::{attach, stats};
-pub use ops::{create, create_with, delete, kill, list, logs, start, state, stop, CreateOptions};
+pub use ops::{
+    create, create_with, delete, kill, list, logs, start, state, stop, ContainerIo, CreateOptions,
+};
 pub use shim::shim_main;
 pub use state::{State, Status};
+
+/// Docker's default capability set (names without `CAP_`), which containers get unless
+/// privileged or changed with `cap_add`/`cap_drop`.
+pub fn default_capabilities() -> &'static [&'static str] {
+    security::caps::DOCKER_DEFAULT
+}
+
+/// Formats a time as the runtime's states do: RFC 3339 in UTC with nanoseconds.
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    procfs::rfc3339(t)
+}

@@ -36,6 +36,8 @@ pub struct CreateOptions {
     pub shim_exe: Option<PathBuf>,
     /// How long to wait for the shim to report the container pid.
     pub timeout: Duration,
+    /// Who owns the container's process and its standard streams.
+    pub io: ContainerIo,
 }
 
 impl Default for CreateOptions {
@@ -43,8 +45,29 @@ impl Default for CreateOptions {
         CreateOptions {
             shim_exe: None,
             timeout: Duration::from_secs(30),
+            io: ContainerIo::Shim,
         }
     }
+}
+
+/// Who owns a container's process and where its standard streams go.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ContainerIo {
+    /// A shim reaps the process, records its exit, restarts it as its policy says; its
+    /// output goes to the container log (a terminal container's pty stays with the shim,
+    /// see [`crate::attach`]).
+    #[default]
+    Shim,
+    /// runc's model, no shim: the caller clones the init (so the caller must be
+    /// single-threaded), which keeps the caller's stdin, stdout and stderr, or, for a
+    /// terminal container, gets a pty as controlling terminal and stdio whose master is
+    /// sent (SCM_RIGHTS, with the terminal's path as data) over the unix socket at
+    /// `console_socket`. Once the caller exits, the init is reparented to its subreaper,
+    /// which reaps it; the runtime does not learn the exit code.
+    Inherit {
+        /// The engine's console socket (needed when `process.terminal` is true).
+        console_socket: Option<PathBuf>,
+    },
 }
 
 /// Creates container `id` from the OCI bundle at `bundle`: returns once its init is alive
@@ -66,7 +89,7 @@ pub fn create_with(root: &Path, id: &str, bundle: &Path, opts: &CreateOptions) -
     let spec = oci_spec::runtime::Spec::load(bundle.join("config.json"))
         .map_err(|e| bundle_err(format!("config.json: {e}")))?;
     let cfg = InitConfig::from_spec(&spec, &bundle, id).map_err(bundle_err)?;
-    mounts::plan(&cfg).map_err(bundle_err)?;
+    let ops = mounts::plan(&cfg).map_err(bundle_err)?;
 
     fs::create_dir_all(root).map_err(io_ctx(format!("create runtime root {}", root.display())))?;
     let root = root
@@ -84,13 +107,16 @@ pub fn create_with(root: &Path, id: &str, bundle: &Path, opts: &CreateOptions) -
         Err(e) => return Err(io_ctx(format!("create {}", sd.dir.display()))(e)),
     }
     let _ = fs::set_permissions(&sd.dir, fs::Permissions::from_mode(0o700));
-    match spawn_shim(&sd, &root, id, &bundle, opts) {
-        Ok(_) => sd.read(),
-        Err(e) => {
-            let _ = fs::remove_dir_all(&sd.dir);
-            Err(e)
+    let created = match &opts.io {
+        ContainerIo::Shim => spawn_shim(&sd, &root, id, &bundle, opts).and_then(|_| sd.read()),
+        ContainerIo::Inherit { console_socket } => {
+            crate::direct::create(&sd, id, &bundle, &cfg, &ops, console_socket.as_deref())
         }
+    };
+    if created.is_err() {
+        let _ = fs::remove_dir_all(&sd.dir);
     }
+    created
 }
 
 /// Spawns the shim detached (new session) and waits for its report.
@@ -206,6 +232,9 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
             status: st.status,
             hint: "; start works once, right after create",
         });
+    }
+    if st.shim_pid == 0 {
+        return crate::direct::start(&sd, st);
     }
     let reply = sock::request(&sd.sock(), "start", START_TIMEOUT).map_err(io_ctx(format!(
         "reach the shim of container {id} at {}",

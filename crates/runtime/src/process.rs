@@ -28,12 +28,17 @@ pub(crate) struct InitFds {
     pub sync_r: RawFd,
     /// Write end of the report pipe (close-on-exec).
     pub report_w: RawFd,
-    /// The container log (stdout, stderr).
-    pub log: RawFd,
-    /// /dev/null (stdin).
-    pub null: RawFd,
-    /// For a terminal container: the socket on which the pty master goes to the shim.
+    /// The container log (stdout, stderr) and /dev/null (stdin); `None`: the init keeps
+    /// the standard streams it inherited (the caller's, without a shim).
+    pub log_null: Option<(RawFd, RawFd)>,
+    /// For a terminal container: the socket on which the pty master goes (to the shim, or
+    /// to the engine's console socket).
     pub console: Option<RawFd>,
+    /// Without a shim: the fifo (opened read-write) on which `start` writes `G`. The init
+    /// then has no parent-death signal (its parent, the caller of `create`, exits), and it
+    /// checks before `R` that its command can be found, so that `create` reports a
+    /// missing executable as runc does.
+    pub start_fifo: Option<RawFd>,
 }
 
 /// Entry point of the init in the cloned child. Never returns: execs or exits 127.
@@ -62,12 +67,17 @@ fn wait_for(sync_r: RawFd, want: u8) {
 }
 
 fn run(cfg: &InitConfig, ops: &[Op], fds: &InitFds) -> Result<Infallible, String> {
-    let mut keep = vec![fds.sync_r, fds.report_w, fds.log, fds.null];
+    let mut keep = vec![fds.sync_r, fds.report_w];
+    keep.extend(fds.log_null.iter().flat_map(|(l, n)| [*l, *n]));
     keep.extend(fds.console);
+    keep.extend(fds.start_fifo);
     close_all_except(&keep);
     // Die with the shim, so a container never outlives the process that reaps it. (Should
     // the shim die before this, the init finds the sync pipe closed and exits.)
-    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| format!("set pdeathsig: {e}"))?;
+    if fds.start_fifo.is_none() {
+        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+            .map_err(|e| format!("set pdeathsig: {e}"))?;
+    }
     reset_signals();
     // The shim puts us in the cgroup and writes the id maps, then lets us go on.
     wait_for(fds.sync_r, b'C');
@@ -86,21 +96,49 @@ fn run(cfg: &InitConfig, ops: &[Op], fds: &InitFds) -> Result<Infallible, String
         }
     }
     nix::unistd::setsid().map_err(|e| format!("setsid: {}", e.desc()))?;
-    for (from, to) in [(fds.null, 0), (fds.log, 1), (fds.log, 2)] {
-        // SAFETY: both fds are open; dup2 onto the standard descriptors.
-        if unsafe { libc::dup2(from, to) } < 0 {
-            return Err(format!("redirect fd {to}: {}", Errno::last().desc()));
+    if let Some((log, null)) = fds.log_null {
+        for (from, to) in [(null, 0), (log, 1), (log, 2)] {
+            // SAFETY: both fds are open; dup2 onto the standard descriptors.
+            if unsafe { libc::dup2(from, to) } < 0 {
+                return Err(format!("redirect fd {to}: {}", Errno::last().desc()));
+            }
         }
     }
     nix::sys::stat::umask(Mode::empty());
     mounts::apply(&RealSyscall, &cfg.rootfs, ops)?;
+    if fds.start_fifo.is_some() {
+        check_executable(&cfg.process)?;
+    }
     if let Some(sock) = fds.console {
         setup_console(sock)?;
     }
 
     write_frame(fds.report_w, b'R', "");
-    wait_for(fds.sync_r, b'G');
-    exec_process(&cfg.process)
+    match fds.start_fifo {
+        Some(fifo) => wait_for(fifo, b'G'),
+        None => wait_for(fds.sync_r, b'G'),
+    }
+    exec_process(&cfg.process, fds.start_fifo.is_none())
+}
+
+/// Checks that the process's command exists and is executable (inside the container's
+/// root, relative to its working directory), with runc's wording when it is not.
+fn check_executable(p: &ProcessConfig) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let arg0 = &p.args[0];
+    let found = exec_candidates(arg0, &p.env).iter().any(|c| {
+        std::fs::metadata(p.cwd.join(c))
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    });
+    match (found, arg0.contains('/')) {
+        (true, _) => Ok(()),
+        (false, true) => Err(format!(
+            "exec: {arg0:?}: stat {arg0}: no such file or directory (or not executable)"
+        )),
+        (false, false) => Err(format!(
+            "exec: {arg0:?}: executable file not found in $PATH"
+        )),
+    }
 }
 
 /// Gives the process a terminal: a pty of the container's own devpts, the slave as its
@@ -124,7 +162,7 @@ fn setup_console(sock: RawFd) -> Result<(), String> {
         None::<&str>,
     )
     .map_err(|e| format!("bind {slave_path} on /dev/console: {}", e.desc()))?;
-    tty::send_fd(sock, pty.master.as_raw_fd())
+    tty::send_fd(sock, pty.master.as_raw_fd(), slave_path.as_bytes())
         .map_err(|e| format!("send the terminal to the shim: {}", e.desc()))?;
     drop(pty.master);
     // SAFETY: closing our end of the console socket, which is not used again.
@@ -227,7 +265,9 @@ fn reset_signals() {
     }
 }
 
-fn exec_process(p: &ProcessConfig) -> Result<Infallible, String> {
+/// Execs the process; `die_with_parent` arms the parent-death signal again after the
+/// change of user (which clears it).
+fn exec_process(p: &ProcessConfig, die_with_parent: bool) -> Result<Infallible, String> {
     // Docker creates a missing working directory (not possible on a read-only root, where
     // chdir then names the problem).
     let _ = std::fs::create_dir_all(&p.cwd);
@@ -237,7 +277,7 @@ fn exec_process(p: &ProcessConfig) -> Result<Infallible, String> {
     let exec = ExecArgs::new(&p.args, &p.env)?;
     let mut security = p.security.clone();
     // A change of user clears the parent-death signal: arm it again.
-    security.pdeathsig = Some(libc::SIGKILL);
+    security.pdeathsig = die_with_parent.then_some(libc::SIGKILL);
     security.apply().map_err(|(step, e)| {
         format!(
             "{} for user {}:{}: {}",

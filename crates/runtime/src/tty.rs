@@ -60,17 +60,18 @@ pub(crate) fn open_pty(ptmx: &Path) -> Result<Pty, Errno> {
     })
 }
 
-/// Sends `fd` over the unix socket `sock` (one byte of data with SCM_RIGHTS).
-pub(crate) fn send_fd(sock: RawFd, fd: RawFd) -> Result<(), Errno> {
+/// Sends `fd` over the unix socket `sock` with SCM_RIGHTS; the data is `name` (as runc
+/// sends a console: the terminal's path), or one byte when it is empty.
+pub(crate) fn send_fd(sock: RawFd, fd: RawFd, name: &[u8]) -> Result<(), Errno> {
     let fds = [fd];
     let cmsg = [ControlMessage::ScmRights(&fds)];
-    let iov = [IoSlice::new(b"F")];
+    let iov = [IoSlice::new(if name.is_empty() { b"F" } else { name })];
     sendmsg::<()>(sock, &iov, &cmsg, MsgFlags::empty(), None).map(drop)
 }
 
 /// Receives an fd sent with [`send_fd`]; `None` when the peer closed without sending.
 pub(crate) fn recv_fd(sock: RawFd) -> Result<Option<OwnedFd>, Errno> {
-    let mut buf = [0u8; 1];
+    let mut buf = [0u8; 256]; // the name sent with the fd, if any
     let mut iov = [IoSliceMut::new(&mut buf)];
     let mut space = nix::cmsg_space!([RawFd; 1]);
     let msg = loop {
@@ -318,7 +319,7 @@ mod tests {
             SockFlag::SOCK_CLOEXEC,
         )
         .expect("socketpair");
-        send_fd(a.as_raw_fd(), pty.master.as_raw_fd()).expect("send");
+        send_fd(a.as_raw_fd(), pty.master.as_raw_fd(), b"/dev/pts/0").expect("send");
         let got = recv_fd(b.as_raw_fd()).expect("recv").expect("an fd");
         // the received master is the same pty: what the slave writes, it reads
         write_all(pty.slave.as_raw_fd(), b"x");

@@ -1,6 +1,7 @@
-//! The `weft-runc` command line driven like an engine drives runc: create (with a relay on
-//! stdout and a pid file), state JSON, start, ps, exec, kill, delete; `run` in the
-//! foreground; errors on stderr and as JSON lines in the --log file, exit code 1.
+//! The `weft-runc` command line driven like an engine drives runc: create (the init keeps
+//! create's stdout and stderr; its pid in the pid file), state JSON, start, ps, exec, kill,
+//! delete; `run` in the foreground; errors on stderr and as JSON lines in the --log file,
+//! exit code 1.
 
 mod common;
 
@@ -67,7 +68,7 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 }
 
 /// Makes this test process the reaper of orphans (as conmon is), so it can collect the
-/// relay's exit code like conmon does.
+/// container's exit code like conmon does.
 fn become_subreaper() {
     // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) only changes this process's attributes.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
@@ -86,7 +87,7 @@ fn reap(pid: i32, timeout: Duration) -> i32 {
             return 128 + libc::WTERMSIG(status);
         }
         assert!(r == 0, "waitpid {pid}: not our child");
-        assert!(Instant::now() < deadline, "relay {pid} did not exit");
+        assert!(Instant::now() < deadline, "process {pid} did not exit");
         std::thread::sleep(Duration::from_millis(25));
     }
 }
@@ -98,10 +99,14 @@ fn engine_lifecycle_through_the_cli() {
     };
     become_subreaper();
     let id = format!("rc-{}", std::process::id());
-    let bundle = env.bundle(&id, sh("echo hello from $(hostname); sleep 30"));
+    let bundle = env.bundle(
+        &id,
+        sh("echo hello from $(hostname); echo to-err >&2; sleep 30"),
+    );
     let _cleanup = Cleanup(&env, id.clone());
     let pid_file = env.tmp.path().join("pid");
     let out_path = env.tmp.path().join("stdout");
+    let err_path = env.tmp.path().join("stderr");
     let status = Command::new(EXE)
         .arg("--root")
         .arg(&env.root)
@@ -112,10 +117,11 @@ fn engine_lifecycle_through_the_cli() {
         .arg(&id)
         .stdin(Stdio::null())
         .stdout(File::create(&out_path).expect("stdout file"))
+        .stderr(File::create(&err_path).expect("stderr file"))
         .status()
         .expect("create");
     assert!(status.success());
-    let relay: i32 = std::fs::read_to_string(&pid_file)
+    let pid_from_file: i32 = std::fs::read_to_string(&pid_file)
         .expect("pid file")
         .parse()
         .expect("pid");
@@ -148,13 +154,21 @@ fn engine_lifecycle_through_the_cli() {
         bundle.dir.join("rootfs").to_str().expect("utf8")
     );
     let init = v["pid"].as_i64().expect("pid") as i32;
-    assert!(init > 0 && init != relay);
+    assert_eq!(
+        init, pid_from_file,
+        "the pid file names the container's init"
+    );
 
     assert!(runc(&env, &["start", &id]).status.success());
     assert_eq!(state_json(&env, &id)["status"], "running");
-    wait_for("the relayed output", Duration::from_secs(10), || {
+    // The init writes to create's stdout and stderr directly, each to its own.
+    wait_for("the output", Duration::from_secs(10), || {
         std::fs::read_to_string(&out_path).is_ok_and(|s| s.contains("hello from"))
+            && std::fs::read_to_string(&err_path).is_ok_and(|s| s == "to-err\n")
     });
+    assert!(!std::fs::read_to_string(&out_path)
+        .expect("stdout")
+        .contains("to-err"));
 
     let ps = runc(&env, &["ps", "--format", "json", &id]);
     let pids: Vec<i32> = serde_json::from_slice(&ps.stdout).expect("ps json");
@@ -180,9 +194,9 @@ fn engine_lifecycle_through_the_cli() {
 
     assert!(runc(&env, &["kill", &id, "KILL"]).status.success());
     assert_eq!(
-        reap(relay, Duration::from_secs(10)),
+        reap(init, Duration::from_secs(10)),
         137,
-        "the relay exits like the container"
+        "the subreaper reaps the container's init"
     );
     let v = state_json(&env, &id);
     assert_eq!(v["status"], "stopped");

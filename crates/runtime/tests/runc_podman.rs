@@ -203,14 +203,28 @@ fn podman_runs_containers_with_weft_runc() {
         "echo e >&2; exit 3",
     ]);
     assert_eq!(out.status.code(), Some(3));
-    // (The relay carries stderr on stdout until the runtime can hand the container the
-    // engine's own pipes.)
-    let both = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(both.contains("e\n"), "{both}");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "e\n");
+    // stdout and stderr stay apart (conmon's pipes reach the process).
+    let out = pm.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &image,
+        "sh",
+        "-c",
+        "echo out; echo err >&2",
+    ]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    // A command that does not exist: podman's 127, with runc's words.
+    let out = pm.run(&["run", "--rm", "--network", "none", &image, "no-such-cmd"]);
+    assert_eq!(out.status.code(), Some(127));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("executable file not found"));
+    // -t: the process has a terminal of the container (conmon got its master).
+    let out = pm.ok(&["run", "--rm", "-t", "--network", "none", &image, "tty"]);
+    assert!(out.trim_end().starts_with("/dev/pts/"), "{out:?}");
 
     // run -d, exec, logs, stop, rm.
     let name = format!("weft-pm-{}", std::process::id());
@@ -237,6 +251,26 @@ fn podman_runs_containers_with_weft_runc() {
     assert_eq!(
         pm.run(&["exec", &name, "sh", "-c", "exit 7"]).status.code(),
         Some(7)
+    );
+    let out = pm.ok(&["exec", "-t", &name, "tty"]);
+    assert!(out.trim_end().starts_with("/dev/pts/"), "{out:?}");
+    let out = pm.run(&["exec", &name, "sh", "-c", "echo o; echo e >&2"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "o\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "e\n");
+    // exec with the image's working directory and a user.
+    assert_eq!(
+        pm.ok(&[
+            "exec",
+            "-u",
+            "1000",
+            "-w",
+            "/tmp",
+            &name,
+            "sh",
+            "-c",
+            "id -u; pwd"
+        ]),
+        "1000\n/tmp\n"
     );
     let state = pm.ok(&["inspect", &name, "--format", "{{.State.Status}}"]);
     assert_eq!(state.trim(), "running");

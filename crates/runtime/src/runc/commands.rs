@@ -8,8 +8,8 @@ use std::process::Command as Proc;
 use super::cli::{Cli, Command, CreateArgs, ExecArgs, Format};
 use super::log::Logger;
 use super::oci::{self, RuncState};
-use super::{procs, relay};
-use crate::{CreateOptions, Error, Status};
+use super::procs;
+use crate::{ContainerIo, CreateOptions, Error, ExecOptions, Status};
 
 /// Result of a command: its exit code, or the error message (exit 1).
 pub type CmdResult = Result<i32, String>;
@@ -18,7 +18,7 @@ pub type CmdResult = Result<i32, String>;
 pub fn run(cli: &Cli, log: &Logger) -> CmdResult {
     let root = cli.root.as_path();
     match &cli.command {
-        Command::Create(a) => create(root, a, log, true),
+        Command::Create(a) => create(root, a, log).map(|_| 0),
         Command::Start { id } => {
             crate::start(root, id).map_err(msg)?;
             Ok(0)
@@ -103,62 +103,35 @@ fn check_create_args(a: &CreateArgs, log: &Logger) -> Result<(), String> {
     if a.no_pivot {
         log.warn("--no-pivot ignored: weft always uses pivot_root");
     }
-    let config = a.bundle.join("config.json");
-    let spec = oci_spec::runtime::Spec::load(&config)
-        .map_err(|e| format!("bundle {}: config.json: {e}", a.bundle.display()))?;
-    let terminal = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false);
-    if terminal && a.console_socket.is_none() {
-        return Err(
-            "cannot allocate a tty without --console-socket (process.terminal is \
-                    true in config.json)"
-                .into(),
-        );
-    }
-    if terminal {
-        return Err(
-            "terminal containers (--console-socket) are not supported by weft-runc \
-                    yet; run without a tty"
-                .into(),
-        );
-    }
     Ok(())
 }
 
-/// `create`: the container waits for `start`; with `relay`, its output goes to our stdout
-/// through a relay whose pid goes to --pid-file.
-fn create(root: &Path, a: &CreateArgs, log: &Logger, relay: bool) -> CmdResult {
+/// `create`, as runc: the container's init is created by this process, keeps its stdio
+/// (or gets a pty whose master goes to --console-socket), waits for `start`, and outlives
+/// this process as the child of its subreaper; its pid goes to --pid-file.
+fn create(root: &Path, a: &CreateArgs, log: &Logger) -> Result<i32, String> {
     check_create_args(a, log)?;
-    let opts = CreateOptions::default();
+    let opts = CreateOptions {
+        io: ContainerIo::Inherit {
+            console_socket: a.console_socket.clone(),
+        },
+        ..CreateOptions::default()
+    };
     let st = crate::create_with(root, &a.id, &a.bundle, &opts).map_err(msg)?;
     log.debug(&format!("created {} (init pid {})", a.id, st.pid));
-    let pid = if relay {
-        match relay::spawn_output_relay(root, &a.id) {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = crate::delete(root, &a.id, true);
-                return Err(format!("start the output relay of {}: {e}", a.id));
-            }
-        }
-    } else {
-        st.pid
-    };
     if let Some(p) = &a.pid_file {
-        if let Err(e) = write_pid_file(p, pid) {
+        if let Err(e) = write_pid_file(p, st.pid) {
             let _ = crate::delete(root, &a.id, true);
             return Err(e);
         }
     }
-    Ok(0)
+    Ok(st.pid)
 }
 
-/// `run`: create and start; in the foreground, copy the output until the container stops,
-/// delete it (unless `keep`) and return its exit code.
+/// `run`: create and start; in the foreground, wait for the container's init (our child),
+/// delete the container (unless `keep`) and return its exit code.
 fn run_container(root: &Path, a: &CreateArgs, detach: bool, keep: bool, log: &Logger) -> CmdResult {
-    create(root, a, log, detach)?;
+    let pid = create(root, a, log)?;
     if let Err(e) = crate::start(root, &a.id) {
         if !keep {
             let _ = crate::delete(root, &a.id, true);
@@ -168,15 +141,11 @@ fn run_container(root: &Path, a: &CreateArgs, detach: bool, keep: bool, log: &Lo
     if detach {
         return Ok(0);
     }
-    let mut out = io::stdout().lock();
-    let copied = crate::logs(root, &a.id, true, &mut out);
-    let _ = out.flush();
-    let st = crate::state(root, &a.id).map_err(msg)?;
+    let code = procs::wait(pid).map_err(|e| format!("wait for container {}: {e}", a.id));
     if !keep {
         crate::delete(root, &a.id, true).map_err(msg)?;
     }
-    copied.map_err(msg)?;
-    Ok(st.exit_code.unwrap_or(255))
+    code
 }
 
 fn kill(root: &Path, id: &str, signal: Option<&str>, all: bool) -> CmdResult {
@@ -271,26 +240,6 @@ fn exec_plan(a: &ExecArgs) -> Result<ExecPlan, String> {
     if plan.args.is_empty() {
         return Err("exec needs a command (arguments or --process with args)".into());
     }
-    // What the runtime's exec cannot do yet (see the report in runc/mod.rs).
-    if plan.terminal || a.console_socket.is_some() {
-        return Err(
-            "exec with a terminal (--tty, --console-socket) is not supported by \
-                    weft-runc yet; run without a tty"
-                .into(),
-        );
-    }
-    if !(plan.cwd.is_empty() || plan.cwd == "/") {
-        return Err(format!(
-            "exec with working directory {:?} is not supported by weft-runc yet (only /)",
-            plan.cwd
-        ));
-    }
-    if plan.user != (0, 0) {
-        return Err(format!(
-            "exec as user {}:{} is not supported by weft-runc yet (only root)",
-            plan.user.0, plan.user.1
-        ));
-    }
     Ok(plan)
 }
 
@@ -304,8 +253,23 @@ fn exec(root: &Path, a: &ExecArgs, log: &Logger) -> CmdResult {
             a.id, st.status
         ));
     }
-    let pid = relay::spawn_exec(root, &a.id, &plan.args, &plan.env)
-        .map_err(|e| format!("fork to exec in {}: {e}", a.id))?;
+    let opts = ExecOptions {
+        args: plan.args,
+        env: plan.env,
+        user: Some(format!("{}:{}", plan.user.0, plan.user.1)),
+        cwd: (!plan.cwd.is_empty()).then_some(plan.cwd),
+        tty: plan.terminal,
+        console_socket: a.console_socket.clone(),
+        ..ExecOptions::default()
+    };
+    if plan.terminal && a.console_socket.is_none() {
+        if a.detach || a.pid_file.is_some() {
+            return Err("exec --tty with --detach or --pid-file needs --console-socket".into());
+        }
+        // In the foreground on our own terminal.
+        return crate::exec_with_options(root, &a.id, &opts).map_err(msg);
+    }
+    let pid = crate::exec_spawn(root, &a.id, &opts).map_err(msg)?;
     log.debug(&format!("exec in {}: pid {pid}", a.id));
     if let Some(p) = &a.pid_file {
         write_pid_file(p, pid)?;
@@ -313,7 +277,7 @@ fn exec(root: &Path, a: &ExecArgs, log: &Logger) -> CmdResult {
     if a.detach {
         return Ok(0);
     }
-    relay::wait(pid).map_err(|e| format!("wait for the exec in {}: {e}", a.id))
+    procs::wait(pid).map_err(|e| format!("wait for the exec in {}: {e}", a.id))
 }
 
 fn ps(root: &Path, id: &str, format: Format, ps_args: &[String]) -> CmdResult {

@@ -7,27 +7,25 @@
 //! say they are not supported). Output and exit codes follow runc: `state` prints runc's
 //! state JSON, errors go to stderr and the `--log` file and exit 1.
 //!
-//! The container's stdio: runc's init inherits `create`'s stdio and becomes the child of
-//! the caller once `create` exits; weft's init is its shim's child and writes to the
-//! container log. `create` therefore leaves a relay behind (see [`relay`]) whose pid is
-//! the one in `--pid-file`: it copies the output to the inherited stdout and exits with the
-//! container's exit code. `state` reports the real init pid.
+//! The container's stdio follows runc's contract: `create` itself clones the container's
+//! init (no shim, see [`crate::ContainerIo::Inherit`]), which keeps the stdio `create` was
+//! given ("pass-through": an engine's pipes reach the process, stdout and stderr stay
+//! apart) or, when config.json says `terminal: true`, gets a pty as its controlling
+//! terminal whose master is sent over `--console-socket` with SCM_RIGHTS. Once `create`
+//! exits, the init is reparented to the engine's subreaper (conmon), which reaps it and
+//! learns its exit code; `--pid-file` holds the init's pid. The init waits for `start` on
+//! a fifo in the state dir. `exec` works the same way: the process that exits with the
+//! exec'd process's code is the caller's child (its pid goes to `--pid-file`), and
+//! `--tty --console-socket` sends the exec's terminal to the socket.
 //!
-//! What the runtime's public API would need for full runc behaviour (the relay and the
-//! refusals below go away with it): `CreateOptions { stdio: Inherit, console_socket:
-//! Option<PathBuf>, preserve_fds: u32, reparent: bool }` (the init takes the caller's fds
-//! 0-2 (or a pty whose master is sent over the console socket) and, without a long-lived
-//! shim, becomes the caller's child so a subreaper such as conmon reaps it; `start` via a
-//! fifo, state from /proc), and `ExecOptions { cwd, user, tty/console_socket, detach }` for
-//! `exec` (today only cwd `/`, uid 0 and no tty are accepted); pause/resume need the
-//! freezer cgroup.
+//! Not supported yet: `--preserve-fds` above 0, pause/resume (they need the freezer
+//! cgroup).
 
 mod cli;
 mod commands;
 mod log;
 mod oci;
 mod procs;
-mod relay;
 
 pub use cli::DEFAULT_ROOT;
 pub use oci::{features, RuncState};

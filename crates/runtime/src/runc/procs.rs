@@ -153,6 +153,19 @@ pub fn filter_ps(output: &str, pids: &[i32]) -> Result<String, String> {
     Ok(out)
 }
 
+/// Waits for child `pid` and returns its exit code (128+signal if killed).
+pub fn wait(pid: i32) -> std::io::Result<i32> {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    loop {
+        match waitpid(nix::unistd::Pid::from_raw(pid), None) {
+            Ok(WaitStatus::Exited(_, c)) => return Ok(c),
+            Ok(WaitStatus::Signaled(_, s, _)) => return Ok(128 + s as i32),
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

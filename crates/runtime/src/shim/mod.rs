@@ -8,7 +8,7 @@
 //! says, records the exit in state.json and exits. Single-threaded.
 
 mod serve;
-mod spawn;
+pub(crate) mod spawn;
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -80,7 +80,7 @@ pub fn shim_main(args: &[String]) -> i32 {
 }
 
 /// Removes the cgroup on drop (when setup fails half-way), after the init is reaped.
-struct CgroupGuard(Option<Cgroup>);
+pub(crate) struct CgroupGuard(pub Option<Cgroup>);
 
 impl Drop for CgroupGuard {
     fn drop(&mut self) {
@@ -95,7 +95,7 @@ impl Drop for CgroupGuard {
 
 /// Creates the container's cgroup with its limits. Without any cgroup file system, a
 /// container without limits runs without a cgroup.
-fn setup_cgroup(sd: &StateDir, cfg: &InitConfig) -> Result<Option<Cgroup>, String> {
+pub(crate) fn setup_cgroup(sd: &StateDir, cfg: &InitConfig) -> Result<Option<Cgroup>, String> {
     let cg = match Cgroup::open(&cfg.cgroup_path) {
         Ok(cg) => cg,
         Err(e) if cfg.resources.is_empty() => {
@@ -132,7 +132,7 @@ fn setup_cgroup(sd: &StateDir, cfg: &InitConfig) -> Result<Option<Cgroup>, Strin
 }
 
 /// Hands the writable layer of a user-namespaced container to its root user.
-fn chown_for_userns(cfg: &InitConfig) -> Result<(), String> {
+pub(crate) fn chown_for_userns(cfg: &InitConfig) -> Result<(), String> {
     let Some(maps) = &cfg.userns else {
         return Ok(());
     };
@@ -156,6 +156,23 @@ fn chown_for_userns(cfg: &InitConfig) -> Result<(), String> {
     for d in dirs {
         std::os::unix::fs::chown(&d, Some(uid), Some(gid))
             .map_err(|e| format!("chown {} to {uid}:{gid}: {e}", d.display()))?;
+    }
+    Ok(())
+}
+
+/// Joins the namespaces the container shares, before the clone, so that the init is born
+/// in them (a user-namespaced init could not join them itself).
+pub(crate) fn join_namespaces(cfg: &InitConfig) -> Result<(), String> {
+    for (flag, path) in &cfg.join {
+        let f = File::open(path).map_err(|e| {
+            format!(
+                "open namespace {}: {}",
+                path.display(),
+                mounts::describe(&e)
+            )
+        })?;
+        nix::sched::setns(&f, *flag)
+            .map_err(|e| format!("join namespace {}: {}", path.display(), e.desc()))?;
     }
     Ok(())
 }
@@ -195,23 +212,12 @@ fn run(sd: &StateDir, id: &str, bundle: &Path, reporter: &mut Reporter) -> Resul
 
     let cgroup = CgroupGuard(setup_cgroup(sd, &cfg)?);
     chown_for_userns(&cfg)?;
-    // Join the namespaces the container shares before the clone, so that the init is
-    // born in them (a user-namespaced init could not join them itself).
-    for (flag, path) in &cfg.join {
-        let f = File::open(path).map_err(|e| {
-            format!(
-                "open namespace {}: {}",
-                path.display(),
-                mounts::describe(&e)
-            )
-        })?;
-        nix::sched::setns(&f, *flag)
-            .map_err(|e| format!("join namespace {}: {}", path.display(), e.desc()))?;
-    }
+    join_namespaces(&cfg)?;
     let inherit = Inherit {
-        log: &log,
-        null: &null,
+        log_null: Some((&log, &null)),
         cgroup: cgroup.0.as_ref(),
+        console_socket: None,
+        start_fifo: None,
     };
     let child = spawn::spawn(&cfg, &ops, cfg.clone_flags, &inherit)?;
     let mut guard = KillOnDrop(Some(child.pid));

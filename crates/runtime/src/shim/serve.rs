@@ -265,9 +265,10 @@ impl Shim {
     fn restart(&mut self) {
         self.restart_at = None;
         let with = Inherit {
-            log: &self.log,
-            null: &self.null,
+            log_null: Some((&self.log, &self.null)),
             cgroup: self.cgroup.as_ref(),
+            console_socket: None,
+            start_fifo: None,
         };
         let child = match spawn::spawn(&self.cfg, &self.ops, self.restart_flags, &with) {
             Ok(c) => c,

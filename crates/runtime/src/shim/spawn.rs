@@ -2,7 +2,7 @@
 //! be set up (used for the first run and for every restart).
 
 use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
@@ -22,25 +22,30 @@ use crate::tty;
 const INIT_STACK: usize = 8 << 20;
 
 /// A container init that is set up and waits for `G`.
-pub(super) struct Child {
+pub(crate) struct Child {
     pub pid: Pid,
     /// Write end of the sync pipe (`G` = exec); `None` once used.
     pub sync_w: Option<OwnedFd>,
     /// Read end of the report pipe: an `E` frame or end of file after `G`.
     pub from_init: File,
-    /// The pty master of a terminal container.
+    /// The pty master of a terminal container (unless it went to a console socket).
     pub console: Option<OwnedFd>,
 }
 
-/// What the init inherits from the shim.
-pub(super) struct Inherit<'a> {
-    pub log: &'a File,
-    pub null: &'a File,
+/// What the init inherits from the shim (or, without a shim, from the caller).
+pub(crate) struct Inherit<'a> {
+    /// The container log and /dev/null as its stdio; `None`: the caller's stdio.
+    pub log_null: Option<(&'a File, &'a File)>,
     pub cgroup: Option<&'a Cgroup>,
+    /// A connected socket to send a terminal container's pty master to; `None`: the
+    /// master comes back to the caller (in [`Child::console`]).
+    pub console_socket: Option<BorrowedFd<'a>>,
+    /// Without a shim: the start fifo (see [`crate::process::InitFds::start_fifo`]).
+    pub start_fifo: Option<BorrowedFd<'a>>,
 }
 
 /// Kills and reaps an init whose setup failed half-way.
-pub(super) struct KillOnDrop(pub Option<Pid>);
+pub(crate) struct KillOnDrop(pub Option<Pid>);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -53,7 +58,7 @@ impl Drop for KillOnDrop {
 
 /// Clones the init with `flags`, maps its ids, puts it in the cgroup, lets it set up its
 /// file systems, and returns it blocked before exec. On failure nothing is left running.
-pub(super) fn spawn(
+pub(crate) fn spawn(
     cfg: &InitConfig,
     ops: &[Op],
     flags: CloneFlags,
@@ -62,7 +67,7 @@ pub(super) fn spawn(
     let (sync_r, sync_w) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
     let (rep_r, rep_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
-    let console = if cfg.tty {
+    let console = if cfg.tty && with.console_socket.is_none() {
         Some(
             socketpair(
                 AddressFamily::Unix,
@@ -78,9 +83,15 @@ pub(super) fn spawn(
     let fds = InitFds {
         sync_r: sync_r.as_raw_fd(),
         report_w: rep_w.as_raw_fd(),
-        log: with.log.as_raw_fd(),
-        null: with.null.as_raw_fd(),
-        console: console.as_ref().map(|(_, child)| child.as_raw_fd()),
+        log_null: with
+            .log_null
+            .map(|(log, null)| (log.as_raw_fd(), null.as_raw_fd())),
+        console: match (&console, with.console_socket) {
+            (Some((_, child)), _) => Some(child.as_raw_fd()),
+            (None, Some(sock)) if cfg.tty => Some(sock.as_raw_fd()),
+            (None, _) => None,
+        },
+        start_fifo: with.start_fifo.map(|f| f.as_raw_fd()),
     };
     let mut stack = vec![0u8; INIT_STACK];
     // SAFETY: the shim is single-threaded, so the child gets a consistent copy of memory;
