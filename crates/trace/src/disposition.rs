@@ -81,6 +81,15 @@ pub enum Disposition {
     Unsupported { member: String, what: String },
     /// The path loops or is longer than any lab path.
     TooManyHops { member: String },
+    /// weft's nftables table drops or rejects the packet (see [`Denial`]).
+    Denied(Box<Denial>),
+    /// The destination is a service without endpoints: rejected at once (ICMP port
+    /// unreachable).
+    NoEndpoints {
+        member: String,
+        service: String,
+        change: String,
+    },
 }
 
 impl Disposition {
@@ -106,6 +115,8 @@ impl Disposition {
             Disposition::Unmanaged { .. } => "unmanaged",
             Disposition::Unsupported { .. } => "unsupported",
             Disposition::TooManyHops { .. } => "too_many_hops",
+            Disposition::Denied(_) => "denied",
+            Disposition::NoEndpoints { .. } => "no_endpoints",
         }
     }
 
@@ -163,6 +174,17 @@ impl Disposition {
             Disposition::TooManyHops { member } => {
                 format!("the path is longer than any lab path (a loop?) at {member}")
             }
+            Disposition::Denied(d) => format!(
+                "denied on {} at the {} hook by {} ({}: `{}`)",
+                d.member,
+                d.hook,
+                d.by,
+                if d.action == "reject" { "rejected, the sender is told" } else { "dropped silently" },
+                d.rule
+            ),
+            Disposition::NoEndpoints { member, service, .. } => format!(
+                "{service} has no endpoints: {member} rejects the packet at once (ICMP port unreachable)"
+            ),
         }
     }
 
@@ -213,8 +235,25 @@ impl Disposition {
             Disposition::TooManyHops { .. } => {
                 Some("look for a routing loop between the hops listed".into())
             }
+            Disposition::Denied(d) => Some(d.change.clone()),
+            Disposition::NoEndpoints { change, .. } => Some(change.clone()),
         }
     }
+}
+
+/// Who in weft's table refused a packet: `by` names the policy, profile or rule that decides,
+/// `rule` is that rule, `change` what to change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Denial {
+    pub member: String,
+    /// `forward`, `input`, `output`.
+    pub hook: String,
+    pub chain: String,
+    pub rule: String,
+    pub by: String,
+    /// `drop` or `reject`.
+    pub action: String,
+    pub change: String,
 }
 
 /// A disposition placed on a hop of a leg, with its reason and fix spelled out.

@@ -169,7 +169,7 @@ impl LabView {
             )
         };
         if let Some(svc) = spec.strip_prefix("svc:") {
-            bail!("service {svc:?}: services are not traceable in this version yet (no service dataplane); trace to one of its endpoints' containers instead");
+            bail!("service {svc:?}: a service is only a TO (it sends nothing itself); trace from one of its endpoints' containers instead");
         }
         if let Ok(ip) = spec.parse::<Ipv4Addr>() {
             return match self.owner_of(ip)? {
@@ -364,7 +364,7 @@ mod tests {
         let e = v.resolve("gone", true).unwrap_err().to_string();
         assert!(e.contains("stopped") && e.contains("start it"), "{e}");
         let e = v.resolve("svc:web", false).unwrap_err().to_string();
-        assert!(e.contains("not traceable"), "{e}");
+        assert!(e.contains("only a TO"), "{e}");
         assert!(v.resolve("node:ghost", false).is_err());
     }
 }

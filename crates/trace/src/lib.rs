@@ -25,10 +25,14 @@ mod kquery;
 pub mod live;
 pub mod lookup;
 pub mod model;
+pub mod netfilter;
+pub mod pcap;
 pub mod render;
 mod run;
+pub mod service_target;
 pub mod simulate;
 pub mod snapshot;
+pub mod svg;
 pub mod verify;
 pub mod world;
 

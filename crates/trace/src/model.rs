@@ -240,6 +240,34 @@ pub enum StepDetail {
     },
     /// The outer packet is delivered to the tunnel port and its frame comes out of `device`.
     Decap { device: String, vni: u32 },
+    /// weft's nftables table at one hook: the chains walked and what decided.
+    Netfilter {
+        /// `prerouting`, `input`, `forward`, `output`, `postrouting`.
+        hook: String,
+        /// Base chains and chains entered, in order.
+        chains: Vec<String>,
+        /// `accept`, `drop`, `reject`.
+        verdict: String,
+        /// The deciding rule (its comment, else the rule as `nft list` prints it).
+        rule: Option<String>,
+        /// Who that rule stands for: `policy default/x`, `profile net1`, `service default.web`.
+        by: Option<String>,
+    },
+    /// An address rewrite: a service's DNAT, masquerade, or conntrack undoing one for the
+    /// answer.
+    Nat {
+        hook: String,
+        /// `dnat`, `masquerade`, `un-dnat`, `un-masquerade`.
+        nat: String,
+        /// `ip[:port]` before and after.
+        before: String,
+        after: String,
+        /// For a service: the endpoints chosen from (`ip:port`), and which one this trace follows.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        candidates: Vec<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        chosen: Option<usize>,
+    },
     /// Anything else worth knowing (what is not known, a stale cache, ...).
     Note,
 }

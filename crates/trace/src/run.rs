@@ -3,12 +3,13 @@
 
 use anyhow::{bail, Context, Result};
 
-use crate::disposition::Verdict;
+use crate::disposition::{Disposition, Verdict};
 use crate::endpoints::LabView;
 use crate::flow::{Flow, DEFAULT_TTL};
 use crate::live::LiveSource;
-use crate::model::{Proto, Trace, SCHEMA};
-use crate::simulate::both_legs;
+use crate::model::{Endpoint, Hop, Proto, Trace, SCHEMA};
+use crate::service_target::service_port;
+use crate::simulate::{both_legs, LegOutcome};
 use crate::world::World;
 
 /// What to trace besides FROM and TO.
@@ -98,28 +99,79 @@ pub fn probe_flow(
     })
 }
 
+/// How many of a service's endpoints `--verify` follows at most (each is one more prediction).
+const MAX_ALTERNATIVES: usize = 16;
+
+/// Whether the sender gets an answer: delivered both ways, or refused with an ICMP error the
+/// probe sees as one (a service without endpoints; a reject for UDP).
+fn answers(fwd: &LegOutcome, reply: &Option<LegOutcome>, proto: Proto) -> bool {
+    match &fwd.verdict.disposition {
+        Disposition::NoEndpoints { .. } => proto != Proto::Icmp,
+        Disposition::Denied(d) => d.action == "reject" && proto == Proto::Udp,
+        d => d.delivered() && reply.as_ref().is_some_and(|r| r.verdict.delivered()),
+    }
+}
+
+/// TO as written: a container, node, lab member, address, or a service (by name or ClusterIP).
+fn resolve_to(
+    view: &LabView,
+    to: &str,
+    o: &mut TraceOptions,
+    notes: &mut Vec<String>,
+) -> Result<(Endpoint, Option<String>)> {
+    let svc = if to.trim().starts_with("svc:") {
+        Some(view.resolve_service(to)?)
+    } else {
+        let (ep, key) = view.resolve(to, false)?;
+        match view.service_at(to, ep.ip).filter(|_| key.is_none()) {
+            Some(t) => Some(t),
+            None => return Ok((ep, key)),
+        }
+    };
+    let Some(t) = svc else { unreachable!() };
+    let (proto, port, note) = service_port(&t, o.proto, o.port)?;
+    o.proto = proto;
+    o.port = Some(port);
+    notes.extend(note);
+    Ok((t.endpoint, None))
+}
+
 /// Traces `from` → `to` in lab `lab`.
 pub fn trace(lab: &str, from: &str, to: &str, o: &TraceOptions) -> Result<Trace> {
     let view = LabView::open(lab)?;
     let (from_ep, from_key) = view
         .resolve(from, true)
         .with_context(|| format!("FROM {from}"))?;
-    let (to_ep, to_key) = view
-        .resolve(to, false)
-        .with_context(|| format!("TO {to}"))?;
+    let mut notes = Vec::new();
+    let mut o = o.clone();
+    let (to_ep, to_key) =
+        resolve_to(&view, to, &mut o, &mut notes).with_context(|| format!("TO {to}"))?;
     let from_key = from_key.context("FROM resolved to no namespace")?;
-    let flow = probe_flow(o, from_ep.ip, to_ep.ip)?;
+    let flow = probe_flow(&o, from_ep.ip, to_ep.ip)?;
 
     let mut world = World::new(
         view.members.clone(),
         Box::new(LiveSource::new(view.netns.clone())),
     )
     .with_plan(view.cluster.clone(), view.config.encap);
+    world.nf.targets = Some(vec![to_ep.ip]);
     let mut hops = Vec::new();
-    let (fwd, reply) = both_legs(&mut world, &from_key, flow.clone(), &mut hops);
+    let (mut fwd, mut reply) = both_legs(&mut world, &from_key, flow.clone(), &mut hops);
+    let alts = world.nf.alternatives.clone();
 
-    let mut notes = Vec::new();
-    if to_key.is_none() {
+    // With --verify, every endpoint the kernel may pick is predicted, so that one probe can
+    // tell which one it took.
+    let mut variants = vec![];
+    if let (true, Some(a)) = (o.verify, &alts) {
+        for i in 1..a.candidates.len().min(MAX_ALTERNATIVES) {
+            world.nf.restart(i);
+            let mut h = Vec::new();
+            let (f, r) = both_legs(&mut world, &from_key, flow.clone(), &mut h);
+            variants.push((h, f, r));
+        }
+    }
+
+    if to_key.is_none() && to_ep.kind == "address" {
         notes.push(format!(
             "{} belongs to no container, node or lab member weft knows: the path is followed as far as the routes and ARP go",
             to_ep.ip
@@ -132,10 +184,11 @@ pub fn trace(lab: &str, from: &str, to: &str, o: &TraceOptions) -> Result<Trace>
             ));
         }
     }
-    if fwd.flow.src != from_ep.ip {
+    let origin_src = origin_source(&hops).unwrap_or(flow.src);
+    if origin_src != from_ep.ip {
         notes.push(format!(
             "{} sends from {}, the address its kernel picks for this route (not {})",
-            from_ep.label, fwd.flow.src, from_ep.ip
+            from_ep.label, origin_src, from_ep.ip
         ));
     }
     if o.proto != Proto::Icmp && fwd.verdict.delivered() {
@@ -145,29 +198,54 @@ pub fn trace(lab: &str, from: &str, to: &str, o: &TraceOptions) -> Result<Trace>
             o.port.unwrap_or(0)
         ));
     }
-    notes.push("netfilter (policy, services, NAT) is not evaluated by this version".into());
+    notes.push("netfilter: weft's table (inet weft) is evaluated as each node's agent builds it from the store (weft doctor says when a node's kernel differs); other tables are not read".into());
+
+    let verify = if o.verify {
+        let mut src = LiveSource::new(view.netns.clone());
+        let sent_flow = Flow {
+            src: origin_src,
+            ..flow.clone()
+        };
+        let mut all: Vec<(&[Hop], bool)> = vec![(&hops, answers(&fwd, &reply, o.proto))];
+        for (h, f, r) in &variants {
+            all.push((h, answers(f, r, o.proto)));
+        }
+        let (chosen, report) = crate::verify::verify_any(&mut src, &from_key, &all, &sent_flow)?;
+        if chosen > 0 {
+            let (h, f, r) = variants.swap_remove(chosen - 1);
+            hops = h;
+            fwd = f;
+            reply = r;
+        }
+        if let Some(a) = &alts {
+            if a.candidates.len() > 1 {
+                notes.push(format!(
+                    "{} has {} endpoints ({}); the probe's connection was sent to {} (endpoint {} of {}), the path shown",
+                    a.what,
+                    a.candidates.len(),
+                    a.candidates.join(", "),
+                    a.candidates.get(chosen).cloned().unwrap_or_default(),
+                    chosen + 1,
+                    a.candidates.len()
+                ));
+            }
+        }
+        Some(report)
+    } else {
+        if let Some(a) = alts.as_ref().filter(|a| a.candidates.len() > 1) {
+            notes.push(format!(
+                "{} has {} endpoints ({}); each new connection goes to one at random: the path to the first is shown (--verify shows the one a real connection takes)",
+                a.what,
+                a.candidates.len(),
+                a.candidates.join(", ")
+            ));
+        }
+        None
+    };
 
     let disposition: Verdict = match &reply {
         Some(r) if fwd.verdict.delivered() => r.verdict.clone(),
         _ => fwd.verdict.clone(),
-    };
-    let predicted_answer =
-        fwd.verdict.delivered() && reply.as_ref().is_some_and(|r| r.verdict.delivered());
-    let verify = if o.verify {
-        let mut src = LiveSource::new(view.netns.clone());
-        let sent = Flow {
-            src: fwd.flow.src,
-            ..flow.clone()
-        };
-        Some(crate::verify::verify(
-            &mut src,
-            &from_key,
-            &hops,
-            &sent,
-            predicted_answer,
-        )?)
-    } else {
-        None
     };
     Ok(Trace {
         schema: SCHEMA.into(),
@@ -183,5 +261,13 @@ pub fn trace(lab: &str, from: &str, to: &str, o: &TraceOptions) -> Result<Trace>
         disposition,
         notes,
         verify,
+    })
+}
+
+/// The source address the sender's kernel picked (before any NAT).
+fn origin_source(hops: &[Hop]) -> Option<std::net::Ipv4Addr> {
+    hops.first()?.steps.iter().find_map(|s| match s.detail {
+        crate::model::StepDetail::Originate { src, .. } => Some(src),
+        _ => None,
     })
 }

@@ -87,6 +87,8 @@ pub struct World<'a> {
     cache: HashMap<String, Result<Rc<NsSnapshot>, String>>,
     cluster: Option<(ClusterState, Encap)>,
     plans: HashMap<String, Option<Rc<Vec<Route>>>>,
+    /// Netfilter: node tables, conntrack and the random choice followed.
+    pub nf: crate::netfilter::Netfilter,
 }
 
 impl<'a> World<'a> {
@@ -98,7 +100,24 @@ impl<'a> World<'a> {
             cache: HashMap::new(),
             cluster: None,
             plans: HashMap::new(),
+            nf: Default::default(),
         }
+    }
+
+    /// The cluster's desired state, when the world has it.
+    pub fn cluster_state(&self) -> Option<&ClusterState> {
+        self.cluster.as_ref().map(|(s, _)| s)
+    }
+
+    /// weft's table on a node member (None: not a node, or no cluster state).
+    pub fn nf_table(&mut self, key: &str) -> Option<Rc<weft_nft::Table>> {
+        let m = self.member(key)?;
+        if m.kind != MemberKind::Node {
+            return None;
+        }
+        let name = m.name.clone();
+        let (state, _) = self.cluster.as_ref()?;
+        self.nf.table(state, &name)
     }
 
     /// Gives the world the cluster's desired state, so node hops can be compared to the plan.

@@ -14,7 +14,7 @@ pub fn emit<T: Serialize + ?Sized>(
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(value)?),
         Format::Yaml => print!("{}", serde_yaml_ng::to_string(value)?),
-        Format::Table => print!("{}", table().render()),
+        Format::Table | Format::Svg | Format::Pcap => print!("{}", table().render()),
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ use std::rc::Rc;
 
 use weft_netlink::format_mac;
 
+use super::filter;
 use super::output::output;
 use super::route::{route_step, routed, rp_check};
 use super::{iface, note, step, tunnel, Arrival, Forward, Next, VETH_RX_SLACK};
@@ -24,6 +25,21 @@ pub(super) fn originate(
     flow: &mut Flow,
     pick_source: bool,
 ) -> Forward {
+    let mut pick_source = pick_source;
+    let asked = flow.dst;
+    if w.nf_table(&m.key).is_some() && !flow.reply {
+        // The socket picks its source by the route to the address it connects to, before a
+        // service's DNAT changes where the packet goes.
+        if pick_source {
+            if let Lookup::Matched(r) = lookup(s, flow.dst) {
+                if let Some(src) = select_source(s, &r, flow.dst) {
+                    flow.src = src;
+                    pick_source = false;
+                }
+            }
+        }
+        filter::output_nat(w, m, hop, flow);
+    }
     let looked = lookup(s, flow.dst);
     if let Lookup::Local(_) = &looked {
         hop.steps
@@ -49,11 +65,11 @@ pub(super) fn originate(
         step(
             StepDetail::Originate {
                 src: flow.src,
-                dst: flow.dst,
+                dst: asked,
             },
             format!(
                 "{} sends {} -> {} ({})",
-                m.label, flow.src, flow.dst, flow.proto
+                m.label, flow.src, asked, flow.proto
             ),
             true,
         ),
@@ -113,6 +129,7 @@ pub(super) fn receive(
             mac: dst_mac.clone(),
         });
     }
+    filter::prerouting(w, m, hop, flow, &ing.name);
     let looked = lookup(s, flow.dst);
     let rpf = s.rp_filter(&ing.name);
     if let Lookup::Local(_) = looked {
@@ -145,6 +162,7 @@ pub(super) fn receive(
             ));
             return Ok(Next::Decap { dev });
         }
+        filter::input(w, m, hop, flow, &ing.name)?;
         hop.steps.push(step(
             StepDetail::Deliver {
                 iface: ing.name.clone(),
@@ -206,5 +224,10 @@ pub(super) fn receive(
         format!("routed: TTL {before} -> {}", flow.ttl),
         true,
     ));
+    if let Some(out) = route.oif.and_then(|o| s.link(o)) {
+        // Named before the hook, so that a capture there confirms nothing leaves when denied.
+        hop.egress = Some(iface(out));
+        filter::forward(w, m, hop, flow, &ing.name, &out.name.clone())?;
+    }
     output(w, m, s, hop, flow, &route, false)
 }

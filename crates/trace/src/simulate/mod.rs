@@ -4,6 +4,7 @@
 //! namespace. Netfilter and NAT steps slot in between route lookup and output later.
 
 mod decide;
+mod filter;
 mod output;
 mod route;
 mod tunnel;
@@ -240,6 +241,17 @@ fn frame(
     } else {
         rewritten(hop.rx.as_ref(), &smac, &format_mac(&dst_mac), flow.ttl)
     };
+    for s in &hop.steps {
+        if let StepDetail::Nat { nat, .. } = &s.detail {
+            let field = match nat.as_str() {
+                "dnat" | "un-masquerade" => "dst",
+                _ => "src",
+            };
+            if !rw.iter().any(|r| r == field) {
+                rw.push(field.into());
+            }
+        }
+    }
     let inner = tunnel.map(|t| crate::flow::unmarked(&t.frame));
     if inner.is_some() && hop.ingress.is_none() {
         rw.push("encap".into());

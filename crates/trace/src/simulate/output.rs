@@ -19,7 +19,7 @@ pub(super) fn output(
     m: &Member,
     s: &NsSnapshot,
     hop: &mut Hop,
-    flow: &Flow,
+    flow: &mut Flow,
     route: &Route,
     origin: bool,
 ) -> Forward {
@@ -48,6 +48,9 @@ pub(super) fn output(
                 show_route(s, route)
             ),
         });
+    }
+    if origin {
+        super::filter::output(w, m, hop, flow, &out.name)?;
     }
     // Packets made here also obey a path MTU the kernel learned for the destination.
     let learned = if origin {
@@ -91,6 +94,7 @@ pub(super) fn output(
             learned: learned.is_some(),
         });
     }
+    super::filter::postrouting(w, m, s, hop, flow, &out.name, route);
     if out.kind.as_deref() == Some("vxlan") {
         return vxlan_out(s, hop, flow, route, &out, &name);
     }

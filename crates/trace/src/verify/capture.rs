@@ -19,6 +19,8 @@ pub struct Captured {
     pub socket: usize,
     pub outgoing: bool,
     pub bytes: Vec<u8>,
+    /// When it was read, in microseconds since the Unix epoch.
+    pub at_us: u64,
 }
 
 /// An open packet socket.
@@ -108,6 +110,10 @@ pub fn capture(
             p.revents = 0;
             while let Some((len, outgoing)) = recv_one(p.fd, &mut buf) {
                 out.push(Captured {
+                    at_us: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_micros() as u64)
+                        .unwrap_or(0),
                     socket: i,
                     outgoing,
                     bytes: buf[..len].to_vec(),

@@ -4,6 +4,7 @@
 //! is marked.
 
 mod capture;
+mod compare;
 mod frame;
 mod probe;
 
@@ -17,10 +18,11 @@ use weft_netlink::{format_mac, run_in_netns};
 
 use crate::flow::Flow;
 use crate::live::LiveSource;
-use crate::model::{Hop, Leg, Packet, Proto};
+use crate::model::{Hop, Leg, Packet};
 pub use probe::{echo_request, ProbeOutcome};
 
 use capture::{Captured, PacketSocket};
+use compare::{judge, points, Known, Point};
 use frame::{Frame, L4};
 
 /// How long captures run at most.
@@ -56,7 +58,7 @@ impl Seen {
             }
     }
 
-    fn predicted(p: &Packet) -> Seen {
+    pub(super) fn predicted(p: &Packet) -> Seen {
         Seen {
             src_mac: p.src_mac.clone(),
             dst_mac: p.dst_mac.clone(),
@@ -68,7 +70,7 @@ impl Seen {
         }
     }
 
-    fn observed(f: &Frame) -> Seen {
+    pub(super) fn observed(f: &Frame) -> Seen {
         let (sm, dm) = (format_mac(&f.src_mac), format_mac(&f.dst_mac));
         let l4 = match &f.l4 {
             L4::Echo { ty, id } => format!(
@@ -141,98 +143,18 @@ pub struct VerifyReport {
     /// Index in `points` of the first one that differs.
     pub first_divergence: Option<usize>,
     pub captured_ms: u64,
+    /// Every frame captured, for `-o pcap` (not in the JSON).
+    #[serde(skip)]
+    pub capture: Capture,
 }
 
-struct Point {
-    member_key: String,
-    ifindex: u32,
-    outgoing: bool,
-    report: PointReport,
-}
-
-fn points(hops: &[Hop], proto: Proto) -> Vec<Point> {
-    let mut out = Vec::new();
-    for h in hops {
-        let required = !(proto == Proto::Udp && h.leg == Leg::Reply);
-        for (iface, pkt, outgoing) in [(&h.ingress, &h.rx, false), (&h.egress, &h.tx, true)] {
-            let Some(i) = iface else { continue };
-            if i.kind == "loopback" {
-                continue;
-            }
-            out.push(Point {
-                member_key: h.member.clone(),
-                ifindex: i.index,
-                outgoing,
-                report: PointReport {
-                    leg: h.leg,
-                    hop: h.index,
-                    member: h.label.clone(),
-                    iface: i.name.clone(),
-                    direction: if outgoing { "out" } else { "in" }.into(),
-                    predicted: pkt.as_ref().map(Seen::predicted),
-                    observed: None,
-                    required,
-                    agrees: true,
-                    note: None,
-                },
-            });
-        }
-    }
-    out
-}
-
-/// Which leg of `flow` a frame belongs to, if any.
-fn classify(f: &Frame, flow: &Flow) -> Option<Leg> {
-    if let Some(inner) = &f.inner {
-        return classify(inner, flow);
-    }
-    let fwd_dst = f.dst == flow.dst;
-    let rep_src = f.src == flow.dst;
-    match (&f.l4, flow.proto) {
-        (L4::Echo { ty: 8, id }, Proto::Icmp) if Some(*id) == flow.icmp_id && fwd_dst => {
-            Some(Leg::Forward)
-        }
-        (L4::Echo { ty: 0, id }, Proto::Icmp) if Some(*id) == flow.icmp_id && rep_src => {
-            Some(Leg::Reply)
-        }
-        (L4::Tcp { sport, dport, .. }, Proto::Tcp) | (L4::Udp { sport, dport }, Proto::Udp) => {
-            let (s, d) = (Some(*sport), Some(*dport));
-            if s == flow.sport && d == flow.dport && fwd_dst {
-                Some(Leg::Forward)
-            } else if s == flow.dport && d == flow.sport && rep_src {
-                Some(Leg::Reply)
-            } else {
-                None
-            }
-        }
-        (
-            L4::Error {
-                quoted: Some(q), ..
-            },
-            _,
-        ) if rep_src && q.dst == flow.dst && q.proto == flow.proto.number() => Some(Leg::Reply),
-        _ => None,
-    }
-}
-
-/// Says what a first divergence suggests when the packet entered a namespace and never left
-/// it: something there dropped it that the prediction does not model (netfilter).
-fn explain_divergence(pts: &mut [Point], i: usize) {
-    let (before, rest) = pts.split_at_mut(i);
-    let Some(p) = rest.first_mut() else { return };
-    let r = &mut p.report;
-    if !(r.direction == "out" && r.predicted.is_some() && r.observed.is_none()) {
-        return;
-    }
-    let entered = before.iter().rev().find(|q| q.report.hop == r.hop);
-    if entered.is_some_and(|q| q.report.observed.is_some()) || i == 0 {
-        r.note = Some(format!(
-            "the packet {} {} but did not leave it: something there drops it that this version does not model (netfilter: policy, services, NAT); look at `nft list ruleset` in {}",
-            if i == 0 { "was made in" } else { "entered" },
-            r.member,
-            r.member
-        ));
-    }
+/// The raw capture of a verification: the interfaces listened on and the frames they saw.
+#[derive(Clone, Debug, Default)]
+pub struct Capture {
+    /// Per interface: its name and where it is (`cali1234 in node master`).
+    pub interfaces: Vec<(String, String)>,
+    /// (interface index in `interfaces`, outgoing, microseconds since the epoch, frame).
+    pub frames: Vec<(usize, bool, u64, Vec<u8>)>,
 }
 
 /// Runs the probe from `from` and captures on every point of `hops`.
@@ -243,35 +165,59 @@ pub fn verify(
     flow: &Flow,
     predicted_answer: bool,
 ) -> Result<VerifyReport> {
-    let mut pts = points(hops, flow.proto);
-    // One socket per (member, interface).
+    let (_, r) = verify_any(src, from, &[(hops, predicted_answer)], flow)?;
+    Ok(r)
+}
+
+/// Like [`verify`] for a path with alternatives (a service's endpoints, chosen at random per
+/// connection): one probe, captures on the points of every alternative, and the report of the
+/// alternative the kernel took (the first that agrees, else the one that differs least), with
+/// its index.
+pub fn verify_any(
+    src: &mut LiveSource,
+    from: &str,
+    variants: &[(&[Hop], bool)],
+    flow: &Flow,
+) -> Result<(usize, VerifyReport)> {
+    let mut all: Vec<Vec<Point>> = variants
+        .iter()
+        .map(|(hops, _)| points(hops, flow.proto))
+        .collect();
+    let known = Known::of(variants.iter().map(|(h, _)| *h));
+    // One socket per (member, interface), shared by the alternatives.
     let mut keys: Vec<(String, u32)> = Vec::new();
     let mut sockets = Vec::new();
-    let mut sock_of = Vec::new();
-    for p in &mut pts {
-        let k = (p.member_key.clone(), p.ifindex);
-        if let Some(i) = keys.iter().position(|x| *x == k) {
-            sock_of.push(Some(i));
-            continue;
-        }
-        let opened = src.netns(&p.member_key).and_then(|ns| {
-            PacketSocket::open(
-                ns,
-                p.ifindex,
-                &format!("{} of {}", p.report.iface, p.report.member),
-            )
-        });
-        match opened {
-            Ok(s) => {
-                keys.push(k);
-                sockets.push(s);
-                sock_of.push(Some(sockets.len() - 1));
+    let mut sock_of: Vec<Vec<Option<usize>>> = Vec::new();
+    let mut names: Vec<(String, String)> = Vec::new();
+    for pts in &mut all {
+        let mut of = Vec::new();
+        for p in pts.iter_mut() {
+            let k = (p.member_key.clone(), p.ifindex);
+            if let Some(i) = keys.iter().position(|x| *x == k) {
+                of.push(Some(i));
+                continue;
             }
-            Err(e) => {
-                p.report.note = Some(format!("cannot capture here: {e:#}"));
-                sock_of.push(None);
+            let opened = src.netns(&p.member_key).and_then(|ns| {
+                PacketSocket::open(
+                    ns,
+                    p.ifindex,
+                    &format!("{} of {}", p.report.iface, p.report.member),
+                )
+            });
+            match opened {
+                Ok(s) => {
+                    keys.push(k);
+                    sockets.push(s);
+                    names.push((p.report.iface.clone(), p.report.member.clone()));
+                    of.push(Some(sockets.len() - 1));
+                }
+                Err(e) => {
+                    p.report.note = Some(format!("cannot capture here: {e:#}"));
+                    of.push(None);
+                }
             }
         }
+        sock_of.push(of);
     }
     let src_ns = src
         .netns(from)?
@@ -286,31 +232,34 @@ pub fn verify(
             r
         });
         let mut seen_until = 0usize;
-        let mut matched = vec![false; pts.len()];
+        let mut matched: Vec<Vec<bool>> = all.iter().map(|p| vec![false; p.len()]).collect();
         let mut satisfied_at: Option<Instant> = None;
         let frames = capture::capture(&sockets, CAPTURE_LIMIT, |caps: &[Captured]| {
             for c in &caps[seen_until..] {
                 let Some(f) = frame::parse(&c.bytes) else {
                     continue;
                 };
-                let Some(leg) = classify(&f, flow) else {
+                let Some(leg) = known.classify(&f, flow) else {
                     continue;
                 };
-                for (i, p) in pts.iter().enumerate() {
-                    if sock_of[i] == Some(c.socket)
-                        && p.outgoing == c.outgoing
-                        && p.report.leg == leg
-                    {
-                        matched[i] = true;
+                for (v, pts) in all.iter().enumerate() {
+                    for (i, p) in pts.iter().enumerate() {
+                        if sock_of[v][i] == Some(c.socket)
+                            && p.outgoing == c.outgoing
+                            && p.report.leg == leg
+                        {
+                            matched[v][i] = true;
+                        }
                     }
                 }
             }
             seen_until = caps.len();
-            let all = pts
-                .iter()
-                .zip(&matched)
-                .all(|(p, m)| *m || p.report.predicted.is_none() || !p.report.required);
-            if finished.load(Ordering::SeqCst) && all {
+            let any = all.iter().zip(&matched).any(|(pts, m)| {
+                pts.iter()
+                    .zip(m)
+                    .all(|(p, m)| *m || p.report.predicted.is_none() || !p.report.required)
+            });
+            if finished.load(Ordering::SeqCst) && any {
                 let at = *satisfied_at.get_or_insert_with(Instant::now);
                 return at.elapsed() >= LINGER;
             }
@@ -333,50 +282,34 @@ pub fn verify(
     });
     let captured_ms = start.elapsed().as_millis() as u64;
 
-    // First matching frame per point.
-    for c in &frames {
-        let Some(f) = frame::parse(&c.bytes) else {
-            continue;
-        };
-        let Some(leg) = classify(&f, flow) else {
-            continue;
-        };
-        for (i, p) in pts.iter_mut().enumerate() {
-            if sock_of[i] == Some(c.socket)
-                && p.outgoing == c.outgoing
-                && p.report.leg == leg
-                && p.report.observed.is_none()
-            {
-                p.report.observed = Some(Seen::observed(&f));
-            }
+    let mut best: Option<(usize, usize, VerifyReport)> = None;
+    for (v, mut pts) in all.into_iter().enumerate() {
+        let first = judge(&mut pts, &sock_of[v], &frames, &known, flow);
+        let report = report(pts, first, outcome.clone(), variants[v].1, captured_ms);
+        let differing =
+            report.points.iter().filter(|p| !p.agrees).count() + usize::from(!report.agrees);
+        if best.as_ref().is_none_or(|(_, d, _)| differing < *d) {
+            best = Some((v, differing, report));
         }
     }
-    let mut first = None;
-    for (i, p) in pts.iter_mut().enumerate() {
-        let r = &mut p.report;
-        // A point that could not be captured cannot confirm anything.
-        r.agrees = sock_of[i].is_some()
-            && match (&r.predicted, &r.observed) {
-                (Some(a), Some(b)) => a.same_as(b),
-                (Some(_), None) => !r.required,
-                (None, Some(_)) => false,
-                (None, None) => true,
-            };
-        if r.note.is_none() {
-            r.note = match (&r.predicted, &r.observed) {
-                (Some(_), None) if r.required => Some("predicted here, not observed".into()),
-                (None, Some(_)) => Some("observed here, but predicted to stop before".into()),
-                (Some(a), Some(b)) if !a.same_as(b) => Some(format!("predicted: {}", a.line)),
-                _ => None,
-            };
-        }
-        if !r.agrees && first.is_none() {
-            first = Some(i);
-        }
-    }
-    if let Some(i) = first {
-        explain_divergence(&mut pts, i);
-    }
+    let (v, _, mut r) = best.context("no path to verify")?;
+    r.capture = Capture {
+        interfaces: names,
+        frames: frames
+            .into_iter()
+            .map(|c| (c.socket, c.outgoing, c.at_us, c.bytes))
+            .collect(),
+    };
+    Ok((v, r))
+}
+
+fn report(
+    pts: Vec<Point>,
+    first: Option<usize>,
+    outcome: ProbeOutcome,
+    predicted_answer: bool,
+    captured_ms: u64,
+) -> VerifyReport {
     let answer_ok = match outcome.answered {
         Some(a) => a == predicted_answer,
         None => true,
@@ -403,9 +336,8 @@ pub fn verify(
             }
         )
     };
-    let agrees = first.is_none() && answer_ok;
-    Ok(VerifyReport {
-        agrees,
+    VerifyReport {
+        agrees: first.is_none() && answer_ok,
         probe: ProbeReport {
             outcome,
             predicted_answer,
@@ -414,5 +346,6 @@ pub fn verify(
         points: pts.into_iter().map(|p| p.report).collect(),
         first_divergence: first,
         captured_ms,
-    })
+        capture: Capture::default(),
+    }
 }
