@@ -15,6 +15,8 @@ use super::{chain_safe, labels_of, MARK_ALLOW, MARK_PASS};
 /// address cluster-wide (Felix's "IP sets").
 pub struct SelectorSets<'a> {
     workloads: &'a [Workload],
+    /// Every workload's labels (see [`labels_of`]), made once, on first use.
+    labels: Vec<BTreeMap<String, String>>,
     sets: BTreeMap<String, (String, BTreeSet<Ipv4Addr>)>,
 }
 
@@ -22,6 +24,7 @@ impl<'a> SelectorSets<'a> {
     pub fn new(workloads: &'a [Workload]) -> Self {
         SelectorSets {
             workloads,
+            labels: vec![],
             sets: BTreeMap::new(),
         }
     }
@@ -35,11 +38,15 @@ impl<'a> SelectorSets<'a> {
         let digest = Sha256::digest(canonical.as_bytes());
         let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
         let name = format!("sel_{hex}");
+        if self.labels.len() != self.workloads.len() {
+            self.labels = self.workloads.iter().map(labels_of).collect();
+        }
         let members = self
             .workloads
             .iter()
-            .filter(|w| sel.matches(&labels_of(w)))
-            .filter_map(|w| w.ip)
+            .zip(&self.labels)
+            .filter(|(_, l)| sel.matches(l))
+            .filter_map(|(w, _)| w.ip)
             .collect();
         self.sets.insert(canonical, (name.clone(), members));
         name
