@@ -416,3 +416,56 @@ fn s18_service_with_bridge_endpoints() {
     let url = "http://198.51.100.12:30080/";
     assert_eq!(hosts(&|| get_on(&lab, "ext", url)), want, "ext -> NodePort");
 }
+
+/// Policies govern bridge endpoints too: a NetworkPolicy selecting a bridge container lets
+/// only the allowed client in from another node; without a policy, Docker's rules decide.
+#[test]
+fn policies_govern_bridge_endpoints() {
+    if !can_run() {
+        return;
+    }
+    let lab = Lab::up(&["p1", "p2"]);
+    lab.ok(&["network", "create", "pbr", "--driver", "bridge"]);
+    run(&lab, "p1", "pweb", "pbr", &["--label", "app=web"]);
+    run(&lab, "p2", "pclient", "pbr", &["--label", "role=client"]);
+    run(&lab, "p2", "pother", "pbr", &[]);
+    let web = format!("http://{}/", lab.ip("pweb"));
+    // No policy yet: both reach it.
+    reach(|| get(&lab, "pclient", &web));
+    reach(|| get(&lab, "pother", &web));
+
+    let policy = "apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata:
+  name: web-from-clients
+  namespace: default
+spec:
+  selector: app == 'web'
+  types: [Ingress]
+  ingress:
+  - action: Allow
+    protocol: TCP
+    source:
+      selector: role == 'client'
+    destination:
+      ports: [80]
+";
+    let r = lab.apply(policy);
+    assert!(r.ok(), "{}", r.stderr);
+    assert!(
+        wait_until(Duration::from_secs(10), || get(&lab, "pother", &web).is_none()),
+        "pother still reaches pweb under a policy that allows only role == 'client'"
+    );
+    let body = reach(|| get(&lab, "pclient", &web));
+    assert_eq!(body.lines().next(), Some("pweb"), "{body}");
+    assert!(get(&lab, "pother", &web).is_none(), "denied twice");
+    let table = lab.on("p1", &["nft", "list", "table", "inet", "weft"]);
+    assert!(
+        table.contains("allowed by policy default/web-from-clients"),
+        "{table}"
+    );
+
+    // Deleting the policy gives the bridge's own rules back.
+    lab.ok(&["delete", "networkpolicy", "web-from-clients"]);
+    reach(|| get(&lab, "pother", &web));
+}

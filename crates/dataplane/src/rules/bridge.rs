@@ -21,7 +21,8 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
-use weft_model::{DenyAction, Driver, Network};
+use weft_model::policy::{NormalizedPolicy, PolicyType};
+use weft_model::{DenyAction, Driver, Network, Workload};
 use weft_nft::{
     BaseChain, Chain, CmpOp, Expr, Field, Hook, KeyType, Map, MarkSet, Rule, Set, Value, Verdict,
 };
@@ -49,6 +50,75 @@ fn deny(action: DenyAction) -> Expr {
 
 fn key2() -> KeyType {
     KeyType::Concat(vec![KeyType::InetProto, KeyType::InetService])
+}
+
+/// Maps from a bridge endpoint's address to the chain of the policies that govern it, one per
+/// direction (Calico's per-endpoint chains, keyed by address since the node sees the bridge,
+/// not the endpoint's veth). Traffic between two endpoints of one bridge on one node is switched
+/// and not judged, like Docker's inter-container communication.
+#[derive(Default)]
+pub struct EndpointMaps {
+    from: Vec<(Value, Verdict)>,
+    to: Vec<(Value, Verdict)>,
+}
+
+/// `ip saddr vmap @br-wl-from`: a bridge endpoint's egress policies.
+pub fn egress_dispatch() -> Rule {
+    Rule::new(vec![Expr::vmap(&[Field::IpSaddr], "br-wl-from")])
+}
+
+/// `ip daddr vmap @br-wl-to`: a bridge endpoint's ingress policies.
+pub fn ingress_dispatch() -> Rule {
+    Rule::new(vec![Expr::vmap(&[Field::IpDaddr], "br-wl-to")])
+}
+
+impl EndpointMaps {
+    /// The chain of `w`'s policies in `dir` (`applying` is not empty): each policy in order;
+    /// allowed → accept (ingress) or back to the forward chain (egress); passed → back, where
+    /// Docker's rules decide; no policy allowed it → denied (end of tier).
+    pub fn add(
+        &mut self,
+        w: &Workload,
+        dir: PolicyType,
+        applying: &[&NormalizedPolicy],
+        deny: Expr,
+        policy_chain: &dyn Fn(&NormalizedPolicy, PolicyType) -> String,
+    ) -> Chain {
+        let ip = w.ip.expect("local workloads have an address");
+        let (name, on_allow, map) = match dir {
+            PolicyType::Ingress => (format!("btw_{ip}"), Expr::accept(), &mut self.to),
+            PolicyType::Egress => (format!("bfw_{ip}"), Expr::ret(), &mut self.from),
+        };
+        let name = chain_safe(&name);
+        let mut rules = vec![Rule::new(vec![Expr::SetMark(MarkSet::And(
+            !(super::MARK_ALLOW | super::MARK_PASS),
+        ))])];
+        for p in applying {
+            rules.push(Rule::new(vec![Expr::jump(&policy_chain(p, dir))]));
+            rules.push(rule(
+                vec![super::mark_is(super::MARK_ALLOW), on_allow.clone()],
+                &format!("allowed by policy {}", p.key()),
+            ));
+            rules.push(rule(
+                vec![super::mark_is(super::MARK_PASS), Expr::ret()],
+                &format!("passed by policy {}: the bridge's rules decide", p.key()),
+            ));
+        }
+        rules.push(rule(
+            vec![Expr::counter(), deny],
+            &format!("{}: no policy allowed it (end of tier)", w.name),
+        ));
+        map.push((Value::from(ip), Verdict::Jump(name.clone())));
+        Chain::regular(&name, rules)
+    }
+
+    /// Adds the two maps (empty when no bridge endpoint here is governed by a policy).
+    pub fn into_maps(self, t: &mut weft_nft::Table) {
+        t.maps
+            .push(Map::verdicts("br-wl-from", KeyType::Ipv4Addr, self.from));
+        t.maps
+            .push(Map::verdicts("br-wl-to", KeyType::Ipv4Addr, self.to));
+    }
 }
 
 /// Adds the bridge networks' sets, maps, chains and hooks to `t`.

@@ -132,7 +132,7 @@ fn network_set(network: &str) -> String {
     format!("net_{}", chain_safe(network))
 }
 
-fn mark_is(bit: u32) -> Expr {
+pub(crate) fn mark_is(bit: u32) -> Expr {
     Expr::MarkMasked {
         mask: bit,
         op: weft_nft::CmpOp::Eq,
@@ -206,6 +206,7 @@ pub fn ruleset(input: &RulesInput) -> Table {
     let mut used: BTreeSet<(String, PolicyType)> = BTreeSet::new();
     let mut wl_from = vec![];
     let mut wl_to = vec![];
+    let mut br_wl = bridge::EndpointMaps::default();
     for w in &local {
         let labels = labels_of(w);
         let mine: Vec<&NormalizedPolicy> = policies
@@ -213,11 +214,29 @@ pub fn ruleset(input: &RulesInput) -> Table {
             .copied()
             .filter(|p| p.selector.matches(&labels))
             .collect();
+        let on_bridge = input
+            .networks
+            .iter()
+            .any(|n| n.name == w.network && n.driver == weft_model::Driver::Bridge);
         for dir in [PolicyType::Egress, PolicyType::Ingress] {
             let applying: Vec<&NormalizedPolicy> =
                 mine.iter().copied().filter(|p| p.governs(dir)).collect();
             for p in &applying {
                 used.insert((p.key(), dir));
+            }
+            if on_bridge {
+                // A bridge endpoint: keyed by its address (the node sees the bridge, not its
+                // veth), and only when a policy governs it; otherwise Docker's rules decide.
+                if !applying.is_empty() {
+                    t.chains.push(br_wl.add(
+                        w,
+                        dir,
+                        &applying,
+                        input.deny(),
+                        &policy::policy_chain_name,
+                    ));
+                }
+                continue;
             }
             let chain = endpoint_chain(w, dir, &applying, input.deny());
             match dir {
@@ -245,6 +264,7 @@ pub fn ruleset(input: &RulesInput) -> Table {
     t.maps
         .push(Map::verdicts("wl-from", KeyType::Ifname, wl_from));
     t.maps.push(Map::verdicts("wl-to", KeyType::Ifname, wl_to));
+    br_wl.into_maps(&mut t);
 
     // Dispatch.
     let glob = || Value::Ifname(WORKLOAD_IFACE_GLOB.into());
@@ -288,10 +308,15 @@ pub fn ruleset(input: &RulesInput) -> Table {
         ]
     };
     let mut forward = conntrack();
+    // Bridge endpoints' egress policies first (their traffic may leave through a cali*
+    // interface, whose chains end in a verdict), their ingress policies after the routed
+    // endpoints' egress.
+    forward.push(bridge::egress_dispatch());
     forward.push(Rule::new(vec![
         Expr::eq(weft_nft::Field::Iifname, glob()),
         Expr::jump("from-wl"),
     ]));
+    forward.push(bridge::ingress_dispatch());
     forward.push(Rule::new(vec![
         Expr::eq(weft_nft::Field::Oifname, glob()),
         Expr::jump("to-wl"),
