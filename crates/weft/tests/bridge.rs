@@ -453,7 +453,8 @@ spec:
     let r = lab.apply(policy);
     assert!(r.ok(), "{}", r.stderr);
     assert!(
-        wait_until(Duration::from_secs(10), || get(&lab, "pother", &web).is_none()),
+        wait_until(Duration::from_secs(10), || get(&lab, "pother", &web)
+            .is_none()),
         "pother still reaches pweb under a policy that allows only role == 'client'"
     );
     let body = reach(|| get(&lab, "pclient", &web));
