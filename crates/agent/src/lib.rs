@@ -9,12 +9,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use tracing::{info, warn};
-use weft_dataplane::{apply, owned_routes, plan, rules, vxlan, ClusterState, PlanInput};
+use weft_dataplane::{
+    apply, owned_routes, plan, rules, vxlan, ClusterState, PlanInput, StateCache,
+};
 use weft_ipam::Ipam;
 use weft_model::{keys, AgentStatus, ClusterConfig, Encap, Node, DEFAULT_POOL, VXLAN_DEVICE};
 use weft_netlink::Handle;
 use weft_nft::{Backend, NetlinkBackend};
-use weft_store::Store;
+use weft_store::{Store, Watch};
 
 /// How the agent runs.
 #[derive(Clone, Debug)]
@@ -25,23 +27,40 @@ pub struct AgentOptions {
 }
 
 /// Runs until killed. The calling thread must already be in the node's network namespace.
+///
+/// The cluster state is read once, then kept current from the watch's events (only changed
+/// records are decoded); the periodic resync reads it whole again.
 pub fn run(shared: Arc<dyn Store>, opts: &AgentOptions) -> Result<()> {
     let store: &dyn Store = shared.as_ref();
     let mut h = Handle::new().context("netlink socket in the node's namespace")?;
     let mut nft =
         Nft::new(NetlinkBackend::new().context("nf_tables socket in the node's namespace")?);
     info!(node = %opts.node, "agent started");
-    let mut from = reconcile(store, &mut h, &mut nft, &opts.node)?;
+    let (mut cache, mut watch) = fresh(store)?;
+    reconcile_cached(
+        store,
+        &mut h,
+        &mut nft,
+        &opts.node,
+        &mut cache,
+        watch.as_mut(),
+    )?;
     let mut last = Instant::now();
-    let mut watch = store.watch("/weft/", from)?;
     loop {
         let events = match watch.next(Duration::from_millis(500)) {
             Ok(ev) => ev,
             Err(e) => {
                 warn!("watch failed ({e}); re-reading everything");
                 std::thread::sleep(Duration::from_millis(200));
-                from = reconcile(store, &mut h, &mut nft, &opts.node)?;
-                watch = store.watch("/weft/", from)?;
+                (cache, watch) = fresh(store)?;
+                reconcile_cached(
+                    store,
+                    &mut h,
+                    &mut nft,
+                    &opts.node,
+                    &mut cache,
+                    watch.as_mut(),
+                )?;
                 continue;
             }
         };
@@ -49,15 +68,35 @@ pub fn run(shared: Arc<dyn Store>, opts: &AgentOptions) -> Result<()> {
             continue;
         }
         if events.is_empty() {
-            // A periodic resync rewrites the table whole, undoing any change made by hand.
+            // A periodic resync reads the store whole and rewrites the table whole, undoing
+            // any change made by hand.
             nft.forget();
+            (cache, watch) = fresh(store)?;
+        } else if let Err(e) = cache.apply(&events) {
+            warn!("{e:#}; re-reading everything");
+            (cache, watch) = fresh(store)?;
         }
-        match reconcile(store, &mut h, &mut nft, &opts.node) {
-            Ok(rev) => from = rev.max(from),
-            Err(e) => warn!("reconcile failed: {e:#}"),
+        if let Err(e) = reconcile_cached(
+            store,
+            &mut h,
+            &mut nft,
+            &opts.node,
+            &mut cache,
+            watch.as_mut(),
+        ) {
+            warn!("reconcile failed: {e:#}");
+            // The cache may have stopped part way through the events: start again from a read.
+            (cache, watch) = fresh(store)?;
         }
         last = Instant::now();
     }
+}
+
+/// The whole state, and a watch of the changes after it.
+fn fresh(store: &dyn Store) -> Result<(StateCache, Box<dyn Watch>)> {
+    let cache = StateCache::load(store)?;
+    let watch = store.watch("/weft/", cache.revision())?;
+    Ok((cache, watch))
 }
 
 /// The node's nftables table: what was last programmed, so that a change sends only the
@@ -140,9 +179,42 @@ impl Nft {
     }
 }
 
-/// One pass: read, plan, apply, report. Returns the revision it planned from.
+/// Where a pass takes the cluster state from.
+enum Source<'a> {
+    /// A read of the whole store.
+    Store,
+    /// A cache kept current from `watch`, caught up after the routes are read.
+    Cache {
+        cache: &'a mut StateCache,
+        watch: &'a mut dyn Watch,
+    },
+}
+
+/// One pass: read the whole store, plan, apply, report. Returns the revision it planned from.
 pub fn reconcile(store: &dyn Store, h: &mut Handle, nft: &mut Nft, node: &str) -> Result<i64> {
-    let res = reconcile_once(store, h, nft, node);
+    report(
+        store,
+        node,
+        reconcile_once(store, h, nft, node, Source::Store),
+    )
+}
+
+/// One pass from `cache`, which `watch` (started at the cache's revision) keeps current: what
+/// the running agent does on every change. Returns the revision it planned from.
+pub fn reconcile_cached(
+    store: &dyn Store,
+    h: &mut Handle,
+    nft: &mut Nft,
+    node: &str,
+    cache: &mut StateCache,
+    watch: &mut dyn Watch,
+) -> Result<i64> {
+    let res = reconcile_once(store, h, nft, node, Source::Cache { cache, watch });
+    report(store, node, res)
+}
+
+/// Writes the agent's status after a pass.
+fn report(store: &dyn Store, node: &str, res: Result<i64>) -> Result<i64> {
     let status = AgentStatus {
         node: node.to_string(),
         revision: *res.as_ref().unwrap_or(&0),
@@ -156,7 +228,13 @@ pub fn reconcile(store: &dyn Store, h: &mut Handle, nft: &mut Nft, node: &str) -
     res
 }
 
-fn reconcile_once(store: &dyn Store, h: &mut Handle, nft: &mut Nft, node: &str) -> Result<i64> {
+fn reconcile_once(
+    store: &dyn Store,
+    h: &mut Handle,
+    nft: &mut Nft,
+    node: &str,
+    source: Source,
+) -> Result<i64> {
     let cfg: ClusterConfig = weft_store::get_json(store, keys::CONFIG)?
         .map(|(c, _)| c)
         .unwrap_or_default();
@@ -165,12 +243,28 @@ fn reconcile_once(store: &dyn Store, h: &mut Handle, nft: &mut Nft, node: &str) 
     }
     // Order matters: routes, then the store, then links (see `owned_routes`).
     let current = owned_routes(h)?;
-    let state = ClusterState::load(store)?;
+    let loaded;
+    let state: &ClusterState = match source {
+        Source::Store => {
+            loaded = ClusterState::load(store)?;
+            &loaded
+        }
+        Source::Cache { cache, watch } => {
+            loop {
+                let events = watch.next(Duration::ZERO)?;
+                if events.is_empty() {
+                    break;
+                }
+                cache.apply(&events)?;
+            }
+            cache.state()
+        }
+    };
     let links = h.links().context("list links")?;
     let ifindex = |name: &str| links.iter().find(|l| l.name == name).map(|l| l.index);
     let p = plan(&PlanInput {
         node,
-        state: &state,
+        state,
         encap: cfg.encap,
         ifindex: &ifindex,
     });
@@ -189,7 +283,7 @@ fn reconcile_once(store: &dyn Store, h: &mut Handle, nft: &mut Nft, node: &str) 
     for w in &state.warnings {
         warn!("{w}");
     }
-    let input = rules::RulesInput::from_state(node, &state);
+    let input = rules::RulesInput::from_state(node, state);
     nft.program(rules::ruleset(&input))
         .context("program table inet weft")?;
     nft.clear_stale_udp(rules::UdpBackends::of(&input));

@@ -19,4 +19,4 @@ mod state;
 pub mod vxlan;
 
 pub use plan::{apply, owned_routes, plan, Applied, NodePlan, PlanInput};
-pub use state::ClusterState;
+pub use state::{ClusterState, StateCache};
