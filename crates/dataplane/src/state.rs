@@ -135,7 +135,34 @@ impl Dirty {
 impl ClusterState {
     /// Reads the whole of `/weft/` in one list, so every part is from the same revision.
     pub fn load(store: &dyn Store) -> Result<ClusterState> {
-        Ok(StateCache::load(store)?.state)
+        let (kvs, revision) = store
+            .list("/weft/")
+            .context("read cluster state from the store")?;
+        let mut st = ClusterState {
+            revision,
+            ..Default::default()
+        };
+        for kv in kvs {
+            st.push(decode(&kv.key, &kv.value)?);
+        }
+        Ok(st)
+    }
+
+    /// Adds one decoded record (records come in key order).
+    fn push(&mut self, item: Item) {
+        match item {
+            Item::Node(n) => self.nodes.push(n),
+            Item::Network(n) => self.networks.push(n),
+            Item::Workload(w) => self.workloads.push(w),
+            Item::Policy(Some(p)) => self.policies.push(p),
+            Item::Service(s) => self.services.push(s),
+            Item::Port(p) => self.ports.push(p),
+            Item::Pool(p) => self.pools.push(p),
+            Item::Config(c) => self.config = c,
+            Item::Block(b) => self.blocks.push(b),
+            Item::Warning(w) => self.warnings.push(w),
+            Item::Policy(None) | Item::Other => {}
+        }
     }
 
     /// Remakes the parts marked in `dirty` from `items` (in key order, as a list returns them).
