@@ -56,15 +56,14 @@ fn decode(k: &str, v: &[u8]) -> Result<Item> {
     } else if k.starts_with(keys::WORKLOADS) {
         Item::Workload(serde_json::from_slice(v).with_context(parse)?)
     } else if k.starts_with(keys::POLICIES) {
-        let decoded = serde_json::from_slice::<Resource>(v)
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.to_policy().map_err(|e| e.to_string()));
+        let decoded =
+            Resource::from_stored_json(v).and_then(|r| r.to_policy().map_err(|e| e.to_string()));
         match decoded {
             Ok(p) => Item::Policy(p),
             Err(e) => Item::Warning(format!("policy {k} ignored: {e}")),
         }
     } else if k.starts_with(keys::SERVICES) {
-        match serde_json::from_slice::<Resource>(v) {
+        match Resource::from_stored_json(v) {
             Ok(Resource::Service(svc)) => Item::Service(svc),
             Ok(_) => Item::Warning(format!("{k} is not a service")),
             Err(e) => Item::Warning(format!("service {k} ignored: {e}")),

@@ -137,6 +137,38 @@ macro_rules! for_each_variant {
 }
 
 impl Resource {
+    /// Decodes a resource as weft stores it (the JSON [`Serialize`] writes, already validated
+    /// when it was applied): `apiVersion` and `kind` first, then the fields straight into the
+    /// kind's type, without the intermediate value user input goes through (several times
+    /// faster, which matters when an agent or a trace reads thousands of them).
+    pub fn from_stored_json(bytes: &[u8]) -> Result<Resource, String> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Head {
+            api_version: String,
+            kind: String,
+        }
+        fn typed<T: Kind>(bytes: &[u8]) -> Result<Resource, String> {
+            let mut v: T = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+            if !T::NAMESPACED {
+                v.metadata_mut().namespace.clear();
+            }
+            Ok(v.into())
+        }
+        let head: Head = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        match (head.api_version.as_str(), head.kind.as_str()) {
+            (NetworkPolicy::API_VERSION, NetworkPolicy::KIND) => typed::<NetworkPolicy>(bytes),
+            (GlobalNetworkPolicy::API_VERSION, GlobalNetworkPolicy::KIND) => {
+                typed::<GlobalNetworkPolicy>(bytes)
+            }
+            (K8sNetworkPolicy::API_VERSION, K8sNetworkPolicy::KIND) => {
+                typed::<K8sNetworkPolicy>(bytes)
+            }
+            (Service::API_VERSION, Service::KIND) => typed::<Service>(bytes),
+            (api, kind) => Err(unknown_kind(api, kind)),
+        }
+    }
+
     /// `apiVersion`, such as `projectcalico.org/v3`.
     pub fn api_version(&self) -> &'static str {
         for_each_variant!(self, |_v: T| T::API_VERSION)

@@ -183,3 +183,54 @@ fn error_display_is_one_readable_message() {
          use `==` to compare (a single `=` is not an operator)\n  app = 'x'\n      ^"
     );
 }
+
+#[test]
+fn stored_json_decodes_as_the_general_path_does() {
+    let text = "apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: a, namespace: ns1}
+spec:
+  order: 10
+  selector: app == 'web'
+  ingress:
+  - action: Allow
+    protocol: TCP
+    source: {selector: role == 'x', notNets: [10.0.0.0/8]}
+    destination: {ports: [80, '8000:8080']}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: g}
+spec:
+  selector: all()
+  types: [Egress]
+  egress: [{action: Deny, protocol: UDP}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: k}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  ingress: [{from: [{ipBlock: {cidr: 10.1.0.0/16, except: [10.1.2.0/24]}}], ports: [{port: 5432}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  type: NodePort
+  selector: {app: web}
+  sessionAffinity: ClientIP
+  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]
+";
+    let docs = decode_documents(text).unwrap();
+    assert_eq!(docs.len(), 4);
+    for r in docs {
+        let stored = serde_json::to_vec(&r).unwrap();
+        let general: Resource = serde_json::from_slice(&stored).unwrap();
+        let fast = Resource::from_stored_json(&stored).unwrap();
+        assert_eq!(fast, general);
+        assert_eq!(fast, r);
+    }
+    let err = Resource::from_stored_json(br#"{"apiVersion":"v9","kind":"Thing"}"#).unwrap_err();
+    assert!(err.contains("unknown kind"), "{err}");
+}
