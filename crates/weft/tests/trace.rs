@@ -526,3 +526,80 @@ fn path_into_an_unmanaged_namespace() {
         "{reason}"
     );
 }
+
+/// The steps of kind `kind` of one hop.
+fn steps<'a>(hop: &'a Value, kind: &str) -> Vec<&'a Value> {
+    hop["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter(|s| s["kind"] == kind)
+        .collect()
+}
+
+/// S1, S8 and S6 as traces: the container's default route via 169.254.1.1 (onlink), answered
+/// by proxy ARP with ee:ee:ee:ee:ee:ee; the remote block's route via its node, onlink, in
+/// weft's plan; another node's host denied by the profile of an isolated network and let
+/// through on a network with isolation none — each passing --verify.
+#[test]
+fn s1_s6_s8_wiring_block_routes_and_host_access_verify() {
+    if !can_run() {
+        return;
+    }
+    let lab = Lab::up(&["master", "slave1"]);
+    lab.ok(&["network", "create", "net1"]);
+    lab.ok(&["network", "create", "open", "--isolation", "none"]);
+    lab.run("master", "web1", "net1");
+    lab.run("master", "web3", "open");
+    lab.run("slave1", "b-web1", "net1");
+    wait_delivered(&lab, "web1", "b-web1");
+
+    let (code, t) = trace_json(&lab, &["web1", "b-web1", "--verify"]);
+    assert_verified(code, &t);
+    // S1: the container's side of the wiring.
+    let first = &t["hops"][0];
+    assert_eq!(first["member"], "container/web1");
+    assert!(
+        steps(first, "route").iter().any(|s| {
+            let e = s["entry"].as_str().unwrap_or("");
+            e.contains("default via 169.254.1.1") && e.contains("onlink")
+        }),
+        "{first:#}"
+    );
+    assert!(
+        steps(first, "neighbour")
+            .iter()
+            .any(|s| s["how"] == "proxy_arp" && s["mac"] == "ee:ee:ee:ee:ee:ee"),
+        "{first:#}"
+    );
+    // S8: on master, b-web1's address goes by the remote block's route, planned by weft.
+    let master = &t["hops"][1];
+    let route = steps(master, "route");
+    assert!(
+        route.iter().any(|s| {
+            let e = s["entry"].as_str().unwrap_or("");
+            e.contains("/26 via 198.51.100.12 dev eth0")
+                && e.contains("onlink")
+                && s["planned"] == true
+        }),
+        "{master:#}"
+    );
+
+    // S6: slave1's host to web1 (isolated net1): denied by net1's profile on master.
+    let (code, t) = trace_json(&lab, &["node:slave1", "web1", "--verify"]);
+    assert_verified(code, &t);
+    let d = &t["forward"]["disposition"];
+    assert_eq!(d["kind"], "denied", "{t:#}");
+    assert!(
+        d["by"].as_str().unwrap_or("").contains("profile net1"),
+        "{d:#}"
+    );
+    assert_eq!(d["member"], "master", "{d:#}");
+    // ... and to web3 on a network with isolation none: delivered, and answered.
+    let (code, t) = trace_json(&lab, &["node:slave1", "web3", "--verify"]);
+    assert_verified(code, &t);
+    assert_eq!(
+        t["disposition"]["disposition"]["kind"], "delivered",
+        "{t:#}"
+    );
+}
