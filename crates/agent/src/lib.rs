@@ -32,35 +32,28 @@ pub struct AgentOptions {
 /// records are decoded); the periodic resync reads it whole again.
 pub fn run(shared: Arc<dyn Store>, opts: &AgentOptions) -> Result<()> {
     let store: &dyn Store = shared.as_ref();
-    let mut h = Handle::new().context("netlink socket in the node's namespace")?;
-    let mut nft =
-        Nft::new(NetlinkBackend::new().context("nf_tables socket in the node's namespace")?);
+    let h = Handle::new().context("netlink socket in the node's namespace")?;
+    let nft = Nft::new(NetlinkBackend::new().context("nf_tables socket in the node's namespace")?);
     info!(node = %opts.node, "agent started");
-    let (mut cache, mut watch) = fresh(store)?;
-    reconcile_cached(
+    let (cache, watch) = fresh(store)?;
+    let mut live = Live {
         store,
-        &mut h,
-        &mut nft,
-        &opts.node,
-        &mut cache,
-        watch.as_mut(),
-    )?;
+        node: &opts.node,
+        h,
+        nft,
+        cache,
+        watch,
+    };
+    live.pass()?;
     let mut last = Instant::now();
     loop {
-        let events = match watch.next(Duration::from_millis(500)) {
+        let events = match live.watch.next(Duration::from_millis(500)) {
             Ok(ev) => ev,
             Err(e) => {
                 warn!("watch failed ({e}); re-reading everything");
                 std::thread::sleep(Duration::from_millis(200));
-                (cache, watch) = fresh(store)?;
-                reconcile_cached(
-                    store,
-                    &mut h,
-                    &mut nft,
-                    &opts.node,
-                    &mut cache,
-                    watch.as_mut(),
-                )?;
+                live.reread()?;
+                live.pass()?;
                 continue;
             }
         };
@@ -70,25 +63,48 @@ pub fn run(shared: Arc<dyn Store>, opts: &AgentOptions) -> Result<()> {
         if events.is_empty() {
             // A periodic resync reads the store whole and rewrites the table whole, undoing
             // any change made by hand.
-            nft.forget();
-            (cache, watch) = fresh(store)?;
-        } else if let Err(e) = cache.apply(&events) {
+            live.nft.forget();
+            live.reread()?;
+        } else if let Err(e) = live.cache.apply(&events) {
             warn!("{e:#}; re-reading everything");
-            (cache, watch) = fresh(store)?;
+            live.reread()?;
         }
-        if let Err(e) = reconcile_cached(
-            store,
-            &mut h,
-            &mut nft,
-            &opts.node,
-            &mut cache,
-            watch.as_mut(),
-        ) {
+        if let Err(e) = live.pass() {
             warn!("reconcile failed: {e:#}");
             // The cache may have stopped part way through the events: start again from a read.
-            (cache, watch) = fresh(store)?;
+            live.reread()?;
         }
         last = Instant::now();
+    }
+}
+
+/// A running agent's handles and its watch-fed view of the cluster.
+struct Live<'a> {
+    store: &'a dyn Store,
+    node: &'a str,
+    h: Handle,
+    nft: Nft,
+    cache: StateCache,
+    watch: Box<dyn Watch>,
+}
+
+impl Live<'_> {
+    /// One pass from the cache.
+    fn pass(&mut self) -> Result<i64> {
+        reconcile_cached(
+            self.store,
+            &mut self.h,
+            &mut self.nft,
+            self.node,
+            &mut self.cache,
+            self.watch.as_mut(),
+        )
+    }
+
+    /// Reads the whole state again, with a new watch after it.
+    fn reread(&mut self) -> Result<()> {
+        (self.cache, self.watch) = fresh(self.store)?;
+        Ok(())
     }
 }
 

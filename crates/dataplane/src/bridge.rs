@@ -20,7 +20,7 @@ use weft_netlink::{
     Batch, Handle, Link, LinkChange, Netns, Route, VethSpec, IPV4_DEVCONF_FORWARDING,
 };
 
-use crate::endpoint::CONTAINER_IFACE;
+use crate::endpoint::{with_veth, CONTAINER_IFACE};
 
 /// A node's subnet of a bridge network and its gateway (the subnet's first address).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,14 +179,9 @@ pub fn attach(node: &mut Handle, container_ns: &Netns, ep: &BridgeEndpoint) -> R
     if let Some(mtu) = ep.mtu {
         spec = spec.mtu(mtu);
     }
-    let host = node
-        .create_veth_with(&spec)
-        .with_context(|| format!("create veth {} <-> {CONTAINER_IFACE}", ep.host_iface))?;
-    let res = wire(node, container_ns, ep, &host);
-    if res.is_err() {
-        let _ = node.delete_link(host.index);
-    }
-    res
+    with_veth(node, &spec, ep.host_iface, |node, host| {
+        wire(node, container_ns, ep, host)
+    })
 }
 
 fn wire(node: &mut Handle, container_ns: &Netns, ep: &BridgeEndpoint, host: &Link) -> Result<()> {

@@ -51,10 +51,24 @@ pub fn attach(
     if let Some(mtu) = ep.mtu {
         spec = spec.mtu(mtu);
     }
+    with_veth(node, &spec, ep.host_iface, |node, host| {
+        wire(node, container_ns, ep, host)
+    })
+}
+
+/// Creates the veth of `spec` (host end `host_iface` in `node`'s namespace, `eth0` in the
+/// container's) and runs `wire` on it; when that fails the veth is deleted again (both ends
+/// go with it), so nothing is left behind.
+pub(crate) fn with_veth(
+    node: &mut Handle,
+    spec: &VethSpec,
+    host_iface: &str,
+    wire: impl FnOnce(&mut Handle, &Link) -> Result<()>,
+) -> Result<()> {
     let host = node
-        .create_veth_with(&spec)
-        .with_context(|| format!("create veth {} <-> {CONTAINER_IFACE}", ep.host_iface))?;
-    let res = wire(node, container_ns, ep, &host);
+        .create_veth_with(spec)
+        .with_context(|| format!("create veth {host_iface} <-> {CONTAINER_IFACE}"))?;
+    let res = wire(node, &host);
     if res.is_err() {
         let _ = node.delete_link(host.index);
     }
