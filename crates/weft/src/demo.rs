@@ -272,6 +272,7 @@ fn experiments(d: &mut Demo) -> Result<()> {
         false,
         &["exec", "web1", "ping", "-c", "1", "-W", "1", &web3],
     )?;
+    d.weft(&["trace", "web1", &web3])?;
     d.must(&[
         "lab",
         "exec",
@@ -294,6 +295,7 @@ fn experiments(d: &mut Demo) -> Result<()> {
             "lab", "exec", "slave1", "--", &exe, "tool", "ping", "-c", "1", "-W", "1", &web1,
         ],
     )?;
+    d.weft(&["trace", "node:slave1", &web1, "--verify"])?;
 
     section("seed 001: Kubernetes-style network (isolation none), a Service with a NodePort, the allow-tcp-80 policy");
     d.must(&["network", "create", "k8s", "--isolation", "none"])?;
@@ -330,6 +332,7 @@ fn experiments(d: &mut Demo) -> Result<()> {
             ],
         )?;
     }
+    d.weft(&["trace", "pod2", "svc:nginx", "--verify"])?;
     section("S11: the node itself -> ClusterIP");
     d.check(
         "S11",
@@ -349,6 +352,7 @@ fn experiments(d: &mut Demo) -> Result<()> {
             &format!("http://{cluster_ip}/"),
         ],
     )?;
+    d.weft(&["trace", "node:slave2", "svc:nginx", "--verify"])?;
     section("S12: ext -> NodePort 30080 on every node, masqueraded to the node");
     for addr in ["198.51.100.11", "198.51.100.12", "198.51.100.13"] {
         d.check(
@@ -370,6 +374,16 @@ fn experiments(d: &mut Demo) -> Result<()> {
             ],
         )?;
     }
+    d.weft(&[
+        "trace",
+        "ext",
+        "198.51.100.12",
+        "--proto",
+        "tcp",
+        "--port",
+        "30080",
+        "--verify",
+    ])?;
     section("S13: allow-tcp-80 (seed 001): pod1 reaches nginx:80, pod2 does not");
     d.apply(SEED_001_POLICY)?;
     d.must(&["get", "policy"])?;
@@ -401,6 +415,9 @@ fn experiments(d: &mut Demo) -> Result<()> {
             &format!("http://{nginx}/"),
         ],
     )?;
+    d.weft(&[
+        "trace", "pod2", "nginx", "--proto", "tcp", "--port", "80", "--verify",
+    ])?;
     section("S17: web1 -> 203.0.113.1 (the outside, on gw): masqueraded to master");
     // A web server "on the internet"; `lab down` ends it with the lab.
     let _internet = Command::new(&d.exe)
@@ -426,6 +443,16 @@ fn experiments(d: &mut Demo) -> Result<()> {
             "http://203.0.113.1/",
         ],
     )?;
+    d.weft(&[
+        "trace",
+        "web1",
+        "203.0.113.1",
+        "--proto",
+        "tcp",
+        "--port",
+        "80",
+        "--verify",
+    ])?;
     d.must(&[
         "lab",
         "exec",
