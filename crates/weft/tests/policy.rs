@@ -12,28 +12,7 @@ use common::{can_run, wait_until, Lab};
 fn cast(isolation: &str) -> (Lab, String) {
     let lab = Lab::up(&["n1"]);
     lab.ok(&["network", "create", "net1", "--isolation", isolation]);
-    lab.ok(&[
-        "--node",
-        "n1",
-        "run",
-        "-d",
-        "--name",
-        "nginx",
-        "--net",
-        "net1",
-        "--label",
-        "app=nginx",
-        "toolbox",
-        "sh",
-        "-c",
-        "httpd -p 8080 & exec httpd",
-    ]);
-    for (name, role) in [("pod1", "role=pod1"), ("pod2", "role=pod2")] {
-        lab.ok(&[
-            "--node", "n1", "run", "-d", "--name", name, "--net", "net1", "--label", role,
-            "toolbox", "sleep", "600",
-        ]);
-    }
+    common::seed001_cast(&lab, "n1", "net1");
     let ip = lab.ip("nginx");
     (lab, ip)
 }

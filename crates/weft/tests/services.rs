@@ -14,16 +14,7 @@ const SVC: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\
 fn cluster() -> (Lab, String) {
     let lab = Lab::up(&["master", "slave1"]);
     lab.ok(&["network", "create", "net1", "--isolation", "none"]);
-    for (node, name) in [("master", "web-a"), ("slave1", "web-b")] {
-        lab.ok(&[
-            "--node", node, "run", "-d", "--name", name, "--net", "net1", "--label", "app=web",
-            "toolbox", "httpd",
-        ]);
-    }
-    lab.ok(&[
-        "--node", "master", "run", "-d", "--name", "client", "--net", "net1", "toolbox", "sleep",
-        "600",
-    ]);
+    common::web_endpoints_and_client(&lab, "net1");
     let r = lab.apply(SVC);
     assert!(
         r.ok() && r.stdout.contains("service/web created"),

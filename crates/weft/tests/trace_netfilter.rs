@@ -75,28 +75,7 @@ fn s13_s4_denials_and_service_without_endpoints() {
     let lab = Lab::up(&["n1"]);
     lab.ok(&["network", "create", "net1", "--isolation", "none"]);
     lab.ok(&["network", "create", "net2"]);
-    lab.ok(&[
-        "--node",
-        "n1",
-        "run",
-        "-d",
-        "--name",
-        "nginx",
-        "--net",
-        "net1",
-        "--label",
-        "app=nginx",
-        "toolbox",
-        "sh",
-        "-c",
-        "httpd -p 8080 & exec httpd",
-    ]);
-    for (name, role) in [("pod1", "role=pod1"), ("pod2", "role=pod2")] {
-        lab.ok(&[
-            "--node", "n1", "run", "-d", "--name", name, "--net", "net1", "--label", role,
-            "toolbox", "sleep", "600",
-        ]);
-    }
+    common::seed001_cast(&lab, "n1", "net1");
     lab.run("n1", "web3", "net2");
     assert!(lab.apply(POLICY).ok());
     assert!(lab.apply(LONELY).ok());
@@ -164,16 +143,7 @@ fn s10_s11_s12_s17_nat_paths_verify() {
     }
     let lab = Lab::up(&["master", "slave1"]);
     lab.ok(&["network", "create", "net1", "--isolation", "none"]);
-    for (node, name) in [("master", "web-a"), ("slave1", "web-b")] {
-        lab.ok(&[
-            "--node", node, "run", "-d", "--name", name, "--net", "net1", "--label", "app=web",
-            "toolbox", "httpd",
-        ]);
-    }
-    lab.ok(&[
-        "--node", "master", "run", "-d", "--name", "client", "--net", "net1", "toolbox", "sleep",
-        "600",
-    ]);
+    common::web_endpoints_and_client(&lab, "net1");
     assert!(lab.apply(SVC).ok());
     let (ip_a, ip_b) = (lab.ip("web-a"), lab.ip("web-b"));
     wait_kind(&lab, &["client", "svc:web"], "delivered");

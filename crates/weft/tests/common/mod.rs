@@ -163,3 +163,45 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Seed 001's cast on node `node`, network `net`: nginx (app=nginx, serving 80 and 8080), pod1
+/// (role=pod1) and pod2 (role=pod2).
+pub fn seed001_cast(lab: &Lab, node: &str, net: &str) {
+    lab.ok(&[
+        "--node",
+        node,
+        "run",
+        "-d",
+        "--name",
+        "nginx",
+        "--net",
+        net,
+        "--label",
+        "app=nginx",
+        "toolbox",
+        "sh",
+        "-c",
+        "httpd -p 8080 & exec httpd",
+    ]);
+    for (name, role) in [("pod1", "role=pod1"), ("pod2", "role=pod2")] {
+        lab.ok(&[
+            "--node", node, "run", "-d", "--name", name, "--net", net, "--label", role, "toolbox",
+            "sleep", "600",
+        ]);
+    }
+}
+
+/// Two endpoints labelled app=web, web-a on master and web-b on slave1, and a client pod on
+/// master, all on network `net`.
+pub fn web_endpoints_and_client(lab: &Lab, net: &str) {
+    for (node, name) in [("master", "web-a"), ("slave1", "web-b")] {
+        lab.ok(&[
+            "--node", node, "run", "-d", "--name", name, "--net", net, "--label", "app=web",
+            "toolbox", "httpd",
+        ]);
+    }
+    lab.ok(&[
+        "--node", "master", "run", "-d", "--name", "client", "--net", net, "toolbox", "sleep",
+        "600",
+    ]);
+}
