@@ -82,28 +82,21 @@ impl EndpointMaps {
         dir: PolicyType,
         applying: &[&NormalizedPolicy],
         deny: Expr,
-        policy_chain: &dyn Fn(&NormalizedPolicy, PolicyType) -> String,
     ) -> Chain {
         let ip = w.ip.expect("local workloads have an address");
-        let (name, on_allow, map) = match dir {
-            PolicyType::Ingress => (format!("btw_{ip}"), Expr::accept(), &mut self.to),
-            PolicyType::Egress => (format!("bfw_{ip}"), Expr::ret(), &mut self.from),
+        let (name, map) = match dir {
+            PolicyType::Ingress => (format!("btw_{ip}"), &mut self.to),
+            PolicyType::Egress => (format!("bfw_{ip}"), &mut self.from),
         };
         let name = chain_safe(&name);
-        let mut rules = vec![Rule::new(vec![Expr::SetMark(MarkSet::And(
-            !(super::MARK_ALLOW | super::MARK_PASS),
-        ))])];
-        for p in applying {
-            rules.push(Rule::new(vec![Expr::jump(&policy_chain(p, dir))]));
-            rules.push(rule(
-                vec![super::mark_is(super::MARK_ALLOW), on_allow.clone()],
-                &format!("allowed by policy {}", p.key()),
-            ));
-            rules.push(rule(
-                vec![super::mark_is(super::MARK_PASS), Expr::ret()],
-                &format!("passed by policy {}: the bridge's rules decide", p.key()),
-            ));
-        }
+        let mut rules = vec![];
+        super::policy_tier(
+            &mut rules,
+            applying,
+            dir,
+            Expr::ret(),
+            ": the bridge's rules decide",
+        );
         rules.push(rule(
             vec![Expr::counter(), deny],
             &format!("{}: no policy allowed it (end of tier)", w.name),

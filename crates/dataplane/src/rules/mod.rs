@@ -132,7 +132,7 @@ fn network_set(network: &str) -> String {
     format!("net_{}", chain_safe(network))
 }
 
-pub(crate) fn mark_is(bit: u32) -> Expr {
+fn mark_is(bit: u32) -> Expr {
     Expr::MarkMasked {
         mask: bit,
         op: weft_nft::CmpOp::Eq,
@@ -228,13 +228,7 @@ pub fn ruleset(input: &RulesInput) -> Table {
                 // A bridge endpoint: keyed by its address (the node sees the bridge, not its
                 // veth), and only when a policy governs it; otherwise Docker's rules decide.
                 if !applying.is_empty() {
-                    t.chains.push(br_wl.add(
-                        w,
-                        dir,
-                        &applying,
-                        input.deny(),
-                        &policy::policy_chain_name,
-                    ));
+                    t.chains.push(br_wl.add(w, dir, &applying, input.deny()));
                 }
                 continue;
             }
@@ -409,6 +403,38 @@ fn egress_nat(t: &mut Table, input: &RulesInput) {
     ));
 }
 
+/// An endpoint's policies in `dir`, in order: clear the marks, then for each policy jump to its
+/// chain; allowed → accept (ingress) or back to the caller (egress); passed → `on_pass`
+/// (`pass_note` ends that rule's comment).
+pub(crate) fn policy_tier(
+    rules: &mut Vec<Rule>,
+    applying: &[&NormalizedPolicy],
+    dir: PolicyType,
+    on_pass: Expr,
+    pass_note: &str,
+) {
+    rules.push(Rule::new(vec![Expr::SetMark(MarkSet::And(
+        !(MARK_ALLOW | MARK_PASS),
+    ))]));
+    let on_allow = match dir {
+        PolicyType::Ingress => Expr::accept(),
+        PolicyType::Egress => Expr::ret(),
+    };
+    for p in applying {
+        rules.push(Rule::new(vec![Expr::jump(&policy::policy_chain_name(
+            p, dir,
+        ))]));
+        rules.push(rule(
+            vec![mark_is(MARK_ALLOW), on_allow.clone()],
+            &format!("allowed by policy {}", p.key()),
+        ));
+        rules.push(rule(
+            vec![mark_is(MARK_PASS), on_pass.clone()],
+            &format!("passed by policy {}{pass_note}", p.key()),
+        ));
+    }
+}
+
 /// `fw_<if>` or `tw_<if>`: anti-spoofing (egress), the endpoint's policies in order, then the
 /// profile of its network.
 fn endpoint_chain(
@@ -429,27 +455,8 @@ fn endpoint_chain(
             &format!("anti-spoofing: {} sends only from {ip}", w.name),
         ));
     }
-    rules.push(Rule::new(vec![Expr::SetMark(MarkSet::And(
-        !(MARK_ALLOW | MARK_PASS),
-    ))]));
     let profile = profile_chain(dir, &w.network);
-    let on_allow = match dir {
-        PolicyType::Ingress => Expr::accept(),
-        PolicyType::Egress => Expr::ret(),
-    };
-    for p in applying {
-        rules.push(Rule::new(vec![Expr::jump(&policy::policy_chain_name(
-            p, dir,
-        ))]));
-        rules.push(rule(
-            vec![mark_is(MARK_ALLOW), on_allow.clone()],
-            &format!("allowed by policy {}", p.key()),
-        ));
-        rules.push(rule(
-            vec![mark_is(MARK_PASS), Expr::goto(&profile)],
-            &format!("passed by policy {}", p.key()),
-        ));
-    }
+    policy_tier(&mut rules, applying, dir, Expr::goto(&profile), "");
     if applying.is_empty() {
         rules.push(Rule::new(vec![Expr::goto(&profile)]));
     } else {
