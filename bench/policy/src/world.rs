@@ -144,28 +144,10 @@ impl World {
         pool.block_size = 26;
         Ipam::new(store.as_ref()).ensure_pool(&pool)?;
         for i in 0..shape.nodes {
-            let n = Node {
-                name: format!("node-{i}"),
-                address: node_addr(i),
-                interface: "eth0".into(),
-                labels: Default::default(),
-                tunnel_address: None,
-                vxlan_mac: None,
-            };
+            let n = Node::new(&format!("node-{i}"), node_addr(i));
             weft_store::put_json(store.as_ref(), &keys::node(&n.name), &n)?;
         }
-        let net = Network {
-            name: NETWORK.into(),
-            driver: Default::default(),
-            pool: POOL.into(),
-            subnet: None,
-            isolation: Default::default(),
-            nat_outgoing: true,
-            created: 0,
-            bridge: None,
-            internal: false,
-            deny_action: None,
-        };
+        let net = Network::new(NETWORK, POOL);
         weft_store::put_json(store.as_ref(), &keys::network(NETWORK), &net)?;
         let ipam = Ipam::new(store.as_ref());
         let add = |name: String, node: String, iface: String, labels, want: Option<Ipv4Addr>| {

@@ -172,16 +172,9 @@ mod tests {
         };
         Ipam::new(store).ensure_pool(&pool).unwrap();
         Network {
-            name: "b".into(),
             driver: weft_model::Driver::Bridge,
-            pool: pool.name,
             subnet: Some(pool.cidr),
-            isolation: Default::default(),
-            nat_outgoing: true,
-            created: 0,
-            bridge: None,
-            internal: false,
-            deny_action: None,
+            ..Network::new("b", &pool.name)
         }
     }
 

@@ -74,14 +74,7 @@ mod tests {
     use crate::plan;
 
     fn node(name: &str, last: u8) -> Node {
-        Node {
-            name: name.into(),
-            address: Ipv4Addr::new(198, 51, 100, last),
-            interface: "eth0".into(),
-            labels: BTreeMap::new(),
-            tunnel_address: None,
-            vxlan_mac: None,
-        }
+        Node::new(name, Ipv4Addr::new(198, 51, 100, last))
     }
 
     fn block(cidr: &str, node: &str) -> Block {

@@ -175,14 +175,7 @@ mod tests {
     use weft_model::{Node, Workload};
 
     fn node(name: &str, ip: [u8; 4]) -> Node {
-        Node {
-            name: name.into(),
-            address: Ipv4Addr::from(ip),
-            interface: "eth0".into(),
-            labels: BTreeMap::new(),
-            tunnel_address: None,
-            vxlan_mac: None,
-        }
+        Node::new(name, Ipv4Addr::from(ip))
     }
 
     fn block(cidr: &str, node: &str) -> Block {

@@ -19,18 +19,7 @@ const WEB_SVC: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
 const API_SVC: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 20);
 
 pub(crate) fn network(name: &str) -> Network {
-    Network {
-        name: name.into(),
-        driver: Default::default(),
-        pool: weft_model::DEFAULT_POOL.into(),
-        subnet: None,
-        isolation: Default::default(),
-        nat_outgoing: true,
-        created: 0,
-        bridge: None,
-        internal: false,
-        deny_action: None,
-    }
+    Network::new(name, weft_model::DEFAULT_POOL)
 }
 
 pub(crate) fn workload(name: &str, node: &str, network: &str, ip: Option<Ipv4Addr>) -> Workload {

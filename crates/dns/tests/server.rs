@@ -16,18 +16,7 @@ use weft_model::{keys, Network, Workload};
 use weft_store::Store;
 
 fn network(name: &str) -> Network {
-    Network {
-        name: name.into(),
-        driver: Default::default(),
-        pool: weft_model::DEFAULT_POOL.into(),
-        subnet: None,
-        isolation: Default::default(),
-        nat_outgoing: true,
-        created: 0,
-        bridge: None,
-        internal: false,
-        deny_action: None,
-    }
+    Network::new(name, weft_model::DEFAULT_POOL)
 }
 
 fn workload(name: &str, network: &str, ip: Ipv4Addr) -> Workload {

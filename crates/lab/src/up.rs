@@ -208,18 +208,7 @@ fn init_store(o: &LabOptions) -> Result<()> {
         },
     )?;
     for (i, name) in o.nodes.iter().enumerate() {
-        weft_store::put_json(
-            s,
-            &keys::node(name),
-            &Node {
-                name: name.clone(),
-                address: node_addr(i)?,
-                interface: "eth0".into(),
-                labels: Default::default(),
-                tunnel_address: None,
-                vxlan_mac: None,
-            },
-        )?;
+        weft_store::put_json(s, &keys::node(name), &Node::new(name, node_addr(i)?))?;
     }
     Ok(())
 }

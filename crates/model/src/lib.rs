@@ -48,6 +48,20 @@ pub struct Node {
     pub vxlan_mac: Option<String>,
 }
 
+impl Node {
+    /// A node at `address` on the underlay interface `eth0`, without labels or VXLAN state.
+    pub fn new(name: &str, address: Ipv4Addr) -> Node {
+        Node {
+            name: name.to_string(),
+            address,
+            interface: default_iface(),
+            labels: BTreeMap::new(),
+            tunnel_address: None,
+            vxlan_mac: None,
+        }
+    }
+}
+
 /// What a node's agent last did, written by the agent after each reconcile.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentStatus {
@@ -273,6 +287,23 @@ pub struct Network {
 }
 
 impl Network {
+    /// A routed network on `pool` with the defaults `weft network create` gives: isolated,
+    /// natOutgoing on.
+    pub fn new(name: &str, pool: &str) -> Network {
+        Network {
+            name: name.to_string(),
+            driver: Driver::default(),
+            pool: pool.to_string(),
+            subnet: None,
+            isolation: Isolation::default(),
+            nat_outgoing: true,
+            created: 0,
+            bridge: None,
+            internal: false,
+            deny_action: None,
+        }
+    }
+
     /// Bridge driver: the bridge's name on each node, `wbr-` + 10 hex chars of a hash of the
     /// network's name unless the network names its own.
     pub fn bridge_name(&self) -> String {

@@ -278,14 +278,7 @@ mod tests {
     use weft_model::Node;
 
     fn view() -> LabView {
-        let node = |name: &str, a: &str| Node {
-            name: name.into(),
-            address: ip(a),
-            interface: "eth0".into(),
-            labels: BTreeMap::new(),
-            tunnel_address: None,
-            vxlan_mac: None,
-        };
+        let node = |name: &str, a: &str| Node::new(name, ip(a));
         let wl = |name: &str, a: Option<&str>, net_of: Option<&str>| Workload {
             name: name.into(),
             id: format!("id-{name}"),

@@ -221,14 +221,7 @@ pub fn two_node_lab() -> World<'static> {
 
 /// The desired state matching [`two_node_lab`].
 pub fn two_node_cluster() -> ClusterState {
-    let node = |name: &str, a: &str| Node {
-        name: name.into(),
-        address: ip(a),
-        interface: "eth0".into(),
-        labels: BTreeMap::new(),
-        tunnel_address: None,
-        vxlan_mac: None,
-    };
+    let node = |name: &str, a: &str| Node::new(name, ip(a));
     let wl = |name: &str, node: &str, a: &str, cali: &str| Workload {
         name: name.into(),
         id: format!("id-{name}"),

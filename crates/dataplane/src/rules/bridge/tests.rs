@@ -8,16 +8,13 @@ use crate::rules::{ruleset, RulesInput};
 
 fn bridge_net(name: &str, cidr: &str, internal: bool) -> Network {
     Network {
-        name: name.into(),
         driver: Driver::Bridge,
-        pool: format!("net-{name}"),
         subnet: Some(cidr.parse().unwrap()),
-        isolation: Default::default(),
         nat_outgoing: !internal,
-        created: 0,
         bridge: (name == "b2").then(|| "mydocker".to_string()),
         internal,
         deny_action: (name == "b2").then_some(DenyAction::Reject),
+        ..Network::new(name, &format!("net-{name}"))
     }
 }
 
