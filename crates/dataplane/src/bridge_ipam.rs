@@ -169,6 +169,7 @@ mod tests {
             cidr: "10.10.0.0/16".parse().unwrap(),
             block_size: 24,
             disabled: false,
+            strict_affinity: None,
         };
         Ipam::new(store).ensure_pool(&pool).unwrap();
         Network {

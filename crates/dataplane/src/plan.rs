@@ -49,34 +49,22 @@ pub fn plan(input: &PlanInput) -> NodePlan {
             out.routes.push(proto(Route::new(block.cidr).blackhole()));
             continue;
         }
-        let Some(peer) = st.node(owner) else {
-            out.warnings.push(format!(
-                "block {} is affine to unknown node {owner}",
-                block.cidr
-            ));
+        via_node(input, block.cidr, owner, underlay, &mut out);
+    }
+    // Borrowed addresses (IPAM gave a full node an address of another node's block): a /32
+    // towards the node the workload runs on, on every other node, the block's node included.
+    for w in &st.workloads {
+        let (Some(ip), false) = (w.ip, w.host_iface.is_empty() || w.node == input.node) else {
             continue;
         };
-        match (input.encap, underlay) {
-            (Encap::None, Some(dev)) => out.routes.push(proto(
-                Route::new(block.cidr).via(peer.address).dev(dev).onlink(),
-            )),
-            (Encap::None, None) => out.warnings.push(format!(
-                "no underlay interface on {}: cannot route block {} to {owner}",
-                input.node, block.cidr
-            )),
-            (Encap::Vxlan, _) => match (peer.tunnel_address, (input.ifindex)(VXLAN_DEVICE)) {
-                (Some(tunnel), Some(dev)) => out
-                    .routes
-                    .push(proto(Route::new(block.cidr).via(tunnel).dev(dev).onlink())),
-                (None, _) => out.warnings.push(format!(
-                    "block {} of {owner}: {owner} has no tunnel address yet",
-                    block.cidr
-                )),
-                (_, None) => out.warnings.push(format!(
-                    "block {} of {owner}: no {VXLAN_DEVICE} device on {}",
-                    block.cidr, input.node
-                )),
-            },
+        let Some(block) = st.blocks.iter().find(|b| b.cidr.contains(&ip)) else {
+            continue;
+        };
+        if block.affinity.as_deref() != Some(w.node.as_str())
+            && !bridged.contains(block.pool.as_str())
+        {
+            let host = Ipv4Net::new(ip, 32).expect("/32 is valid");
+            via_node(input, host, &w.node, underlay, &mut out);
         }
     }
     let bridge_nets = crate::bridge_routes::bridge_networks(st);
@@ -99,6 +87,43 @@ pub fn plan(input: &PlanInput) -> NodePlan {
     out.routes
         .sort_by_key(|r| (r.dst, r.kind != RouteKind::Blackhole));
     out
+}
+
+/// The route to `dst` (a remote block, or a borrowed address) through node `owner`.
+fn via_node(
+    input: &PlanInput,
+    dst: Ipv4Net,
+    owner: &str,
+    underlay: Option<u32>,
+    out: &mut NodePlan,
+) {
+    let st = input.state;
+    let Some(peer) = st.node(owner) else {
+        out.warnings
+            .push(format!("{dst}: its node {owner} is unknown"));
+        return;
+    };
+    match (input.encap, underlay) {
+        (Encap::None, Some(dev)) => out
+            .routes
+            .push(proto(Route::new(dst).via(peer.address).dev(dev).onlink())),
+        (Encap::None, None) => out.warnings.push(format!(
+            "no underlay interface on {}: cannot route {dst} to {owner}",
+            input.node
+        )),
+        (Encap::Vxlan, _) => match (peer.tunnel_address, (input.ifindex)(VXLAN_DEVICE)) {
+            (Some(tunnel), Some(dev)) => out
+                .routes
+                .push(proto(Route::new(dst).via(tunnel).dev(dev).onlink())),
+            (None, _) => out.warnings.push(format!(
+                "{dst} on {owner}: {owner} has no tunnel address yet"
+            )),
+            (_, None) => out.warnings.push(format!(
+                "{dst} on {owner}: no {VXLAN_DEVICE} device on {}",
+                input.node
+            )),
+        },
+    }
 }
 
 fn proto(r: Route) -> Route {
@@ -284,5 +309,32 @@ mod tests {
             .routes
             .iter()
             .any(|r| r.dst.to_string() == "10.244.1.0/26"));
+    }
+
+    #[test]
+    fn borrowed_address_is_routed_to_its_workloads_node() {
+        let mut st = state();
+        // slave1 borrowed 10.244.0.2 from master's block.
+        st.workloads
+            .push(workload("borrower", "slave1", [10, 244, 0, 2]));
+        st.nodes.push(node("slave2", [198, 51, 100, 13]));
+        let via = |n: &str| {
+            let p = plan(&PlanInput {
+                node: n,
+                state: &st,
+                encap: Encap::None,
+                ifindex: &|i: &str| (i == "eth0").then_some(2),
+            });
+            p.routes
+                .iter()
+                .find(|r| r.dst.to_string() == "10.244.0.2/32")
+                .map(|r| r.gateway)
+        };
+        // On the block's node (which blackholes the block) and on a third node: via slave1.
+        let slave1 = Some(Some(Ipv4Addr::new(198, 51, 100, 12)));
+        assert_eq!(via("master"), slave1);
+        assert_eq!(via("slave2"), slave1);
+        // slave1 itself routes it to the workload's interface (none in the kernel here).
+        assert_eq!(via("slave1"), None);
     }
 }

@@ -106,6 +106,7 @@ pub(crate) fn create(c: &Cluster, o: &NetworkOptions) -> Result<Network> {
         cidr: subnet,
         block_size: node_prefix,
         disabled: false,
+        strict_affinity: None,
     };
     // Refuses a subnet that overlaps any pool (another network's, or the cluster's).
     ipam.ensure_pool(&pool)

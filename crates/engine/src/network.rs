@@ -57,6 +57,7 @@ pub fn create_network(c: &Cluster, o: &NetworkOptions) -> Result<Network> {
                 cidr: subnet,
                 block_size,
                 disabled: false,
+                strict_affinity: None,
             };
             ipam.ensure_pool(&pool)
                 .with_context(|| format!("network {}: subnet {subnet}", o.name))?;

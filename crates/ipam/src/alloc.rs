@@ -39,8 +39,10 @@ fn new_block(cidr: Ipv4Net, pool: &IpPool, node: &str) -> Block {
 impl Ipam<'_> {
     /// Allocates an address of `pool` to `handle` on `node`: from a block affine to the node
     /// (lowest free address first), claiming the pool's next free block when the node's blocks
-    /// are full. With `requested`, allocates exactly that address. The block and the handle are
-    /// written in one transaction; a lost race is retried.
+    /// are full, and, when no free block is left, borrowing an address from another node's
+    /// block (unless strict affinity is on). With `requested`, allocates exactly that address.
+    /// The block and the handle are written in one transaction that compares both records'
+    /// revisions, so an address is never given twice; a lost race is retried (bounded).
     pub fn allocate(
         &self,
         handle: &str,
@@ -59,6 +61,7 @@ impl Ipam<'_> {
         if pool.disabled && requested.is_none() {
             return Err(Error::PoolDisabled(pool.name));
         }
+        let strict = self.config()?.strict_for(&pool);
         let hkey = keys::handle(handle);
         let mut retry = Retry::new(format!("allocating an address for {handle} on {node}"));
         loop {
@@ -77,19 +80,9 @@ impl Ipam<'_> {
             }
             let plan = match requested {
                 Some(ip) => self.plan_requested(&pool, node, handle, ip)?,
-                None => self.plan_auto(&pool, node, handle)?,
+                None => self.plan_auto(&pool, node, handle, strict)?,
             };
-            let (mut record, hrev) = match existing {
-                Some((h, rev)) => (h, rev),
-                None => (
-                    Handle {
-                        id: handle.to_string(),
-                        node: node.to_string(),
-                        addresses: Vec::new(),
-                    },
-                    0,
-                ),
-            };
+            let (mut record, hrev) = existing.unwrap_or_else(|| (Handle::new(handle, node), 0));
             record.addresses.push(plan.addr);
             let compares = [
                 Compare::ModRevision(plan.key.clone(), plan.rev),
@@ -106,10 +99,11 @@ impl Ipam<'_> {
         }
     }
 
-    fn plan_auto(&self, pool: &IpPool, node: &str, handle: &str) -> Result<Plan> {
+    fn plan_auto(&self, pool: &IpPool, node: &str, handle: &str, strict: bool) -> Result<Plan> {
         let blocks = self.blocks_rev()?;
-        for (key, block, rev) in &blocks {
-            if block.pool != pool.name || block.affinity.as_deref() != Some(node) {
+        let pools_blocks = || blocks.iter().filter(|(_, b, _)| b.pool == pool.name);
+        for (key, block, rev) in pools_blocks() {
+            if block.affinity.as_deref() != Some(node) {
                 continue;
             }
             if let Some(ordinal) = first_free(block, pool) {
@@ -125,20 +119,39 @@ impl Ipam<'_> {
                 reason: format!("cannot cut {} into /{}: {e}", pool.cidr, pool.block_size),
             })?
             .find(|cidr| !blocks.iter().any(|(_, b, _)| overlaps(b.cidr, *cidr)));
-        let Some(cidr) = free else {
-            return Err(Error::PoolExhausted {
+        if let Some(cidr) = free {
+            let block = new_block(cidr, pool, node);
+            if let Some(ordinal) = first_free(&block, pool) {
+                return Ok(take(keys::block(cidr), block, 0, ordinal, handle));
+            }
+        }
+        // No free block either: borrow from the block of another node with the most room
+        // (Calico does the same), unless strict affinity forbids it.
+        let room = |b: &Block| b.size() - b.allocations.len() as u64;
+        let lender = pools_blocks()
+            .filter(|(_, b, _)| first_free(b, pool).is_some())
+            .max_by_key(|(_, b, _)| (room(b), std::cmp::Reverse(b.cidr.network())));
+        match lender {
+            Some((key, block, rev)) if !strict => {
+                let ordinal = first_free(block, pool).expect("filtered on a free ordinal");
+                Ok(take(key.clone(), block.clone(), *rev, ordinal, handle))
+            }
+            Some(_) => Err(Error::StrictAffinity {
                 pool: pool.name.clone(),
                 cidr: pool.cidr,
                 node: node.to_string(),
-            });
-        };
-        let block = new_block(cidr, pool, node);
-        let ordinal = first_free(&block, pool).ok_or_else(|| Error::PoolExhausted {
-            pool: pool.name.clone(),
-            cidr: pool.cidr,
-            node: node.to_string(),
-        })?;
-        Ok(take(keys::block(cidr), block, 0, ordinal, handle))
+                free_elsewhere: pools_blocks()
+                    .map(|(_, b, _)| {
+                        room(b).saturating_sub(u64::from(b.cidr.network() == pool.cidr.network()))
+                    })
+                    .sum(),
+            }),
+            None => Err(Error::PoolExhausted {
+                pool: pool.name.clone(),
+                cidr: pool.cidr,
+                node: node.to_string(),
+            }),
+        }
     }
 
     fn plan_requested(

@@ -7,6 +7,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use serde::de::DeserializeOwned;
 
+use crate::creator::in_creation;
 use crate::pools::overlaps;
 use crate::{keys, Block, Handle, IpPool, Ipam, Result};
 
@@ -152,7 +153,8 @@ fn decode<T: DeserializeOwned>(key: &str, value: &[u8], problems: &mut Vec<Probl
 }
 
 impl Ipam<'_> {
-    /// Finds inconsistencies. `live_handle` says whether a handle's workload exists; `nodes`
+    /// Finds inconsistencies. `live_handle` says whether a handle's workload exists (a handle
+    /// whose creator still runs is never reported leaked); `nodes`
     /// are the names of the nodes that exist. An empty result means all is well.
     pub fn check(
         &self,
@@ -280,8 +282,10 @@ fn check_handles(
     problems: &mut Vec<Problem>,
 ) {
     let by_id: BTreeMap<&str, &Handle> = handles.iter().map(|h| (h.id.as_str(), h)).collect();
+    let now = crate::unix_now();
     for h in handles {
-        if !live_handle(&h.id) {
+        // A handle whose creator still runs is a workload being created, not a leak.
+        if !live_handle(&h.id) && !in_creation(h.creator.as_ref(), h.created, now) {
             problems.push(Problem::LeakedHandle {
                 handle: h.id.clone(),
                 addresses: h.addresses.clone(),

@@ -13,6 +13,16 @@ pub const BLOCKS: &str = "/weft/ipam/blocks/";
 /// Prefix of handles: `/weft/ipam/handles/<handle>` → [`crate::Handle`].
 pub const HANDLES: &str = "/weft/ipam/handles/";
 
+/// IPAM settings of the whole cluster: [`crate::IpamConfig`].
+pub const CONFIG: &str = "/weft/ipam/config";
+/// Prefix of leak sightings: `/weft/ipam/leaks/<handle>`, when `gc` first saw a handle leaked.
+pub const LEAKS: &str = "/weft/ipam/leaks/";
+
+/// Key of the leak sighting of handle `id`.
+pub fn leak(id: &str) -> String {
+    format!("{LEAKS}{id}")
+}
+
 /// Key of the pool `name`.
 pub fn pool(name: &str) -> String {
     format!("{POOLS}{name}")

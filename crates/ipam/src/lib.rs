@@ -19,11 +19,17 @@ use weft_store::{get_json, list_json, Store};
 
 mod alloc;
 mod check;
+mod config;
+mod creator;
+mod gc;
 pub mod keys;
 mod pools;
 mod release;
 
 pub use check::Problem;
+pub use config::IpamConfig;
+pub use creator::Creator;
+pub use gc::{GcEntry, GcOptions, GcReport, LiveHandles, DEFAULT_GRACE};
 
 /// Default block prefix length.
 pub const DEFAULT_BLOCK_SIZE: u8 = 26;
@@ -43,6 +49,10 @@ pub struct IpPool {
     /// A disabled pool hands out no new addresses automatically (an explicit address still works).
     #[serde(default)]
     pub disabled: bool,
+    /// Strict affinity for this pool: `Some(true)` never hands out an address from a block
+    /// affine to another node; `None` follows the cluster-wide setting ([`IpamConfig`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict_affinity: Option<bool>,
 }
 
 impl IpPool {
@@ -53,6 +63,7 @@ impl IpPool {
             cidr,
             block_size: DEFAULT_BLOCK_SIZE,
             disabled: false,
+            strict_affinity: None,
         }
     }
 
@@ -112,6 +123,33 @@ pub struct Handle {
     /// The node the addresses were allocated on.
     pub node: String,
     pub addresses: Vec<Ipv4Addr>,
+    /// Unix seconds when the handle was created (0: unknown, an older record).
+    #[serde(default)]
+    pub created: u64,
+    /// The process that created the handle: while it runs, the handle is a workload being
+    /// created and `gc` never releases it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creator: Option<Creator>,
+}
+
+impl Handle {
+    /// A new handle of `node`, created now by this process, holding no address yet.
+    pub fn new(id: &str, node: &str) -> Self {
+        Self {
+            id: id.to_string(),
+            node: node.to_string(),
+            addresses: Vec::new(),
+            created: unix_now(),
+            creator: Creator::current(),
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// How much of a pool is used (for `weft ipam show`).
@@ -121,10 +159,15 @@ pub struct PoolUsage {
     pub cidr: Ipv4Net,
     pub block_size: u8,
     pub disabled: bool,
+    /// Whether the pool refuses to borrow addresses from other nodes' blocks (its own setting,
+    /// or the cluster-wide one).
+    pub strict_affinity: bool,
     /// Addresses in the pool.
     pub size: u64,
     /// Addresses allocated.
     pub in_use: u64,
+    /// Addresses allocated to a node other than their block's (borrowed).
+    pub borrowed: u64,
     /// Blocks claimed by nodes.
     pub blocks: u64,
     /// Blocks the pool can be cut into.
@@ -142,12 +185,21 @@ pub enum Error {
         "IP pool {0} is disabled: it hands out no new addresses; enable it or use another pool"
     )]
     PoolDisabled(String),
-    #[error("IP pool {pool} ({cidr}) is exhausted for node {node}: its blocks are full and no free block is left; add a pool, or free addresses (`weft ipam gc`)")]
+    #[error("IP pool {pool} ({cidr}) is exhausted: every address is allocated (asked for by node {node}); add a pool, or free addresses (remove containers, `weft ipam gc`)")]
     PoolExhausted {
         pool: String,
         cidr: Ipv4Net,
         node: String,
     },
+    #[error("IP pool {pool} ({cidr}) has no address for node {node}: its blocks are full and no free block is left, and strict affinity is on, so it does not borrow from other nodes' blocks ({free_elsewhere} address(es) free there); add a pool, free addresses, or turn strict affinity off (`weft ipam configure --strict-affinity false`)")]
+    StrictAffinity {
+        pool: String,
+        cidr: Ipv4Net,
+        node: String,
+        free_elsewhere: u64,
+    },
+    #[error("cannot tell which workloads exist: {0}")]
+    Liveness(String),
     #[error("invalid IP pool {pool}: {reason}")]
     InvalidPool { pool: String, reason: String },
     #[error("IP pool {pool} ({cidr}) overlaps IP pool {other} ({other_cidr}); choose a CIDR that does not overlap")]
@@ -251,6 +303,8 @@ impl<'a> Ipam<'a> {
     /// Usage of every pool.
     pub fn usage(&self) -> Result<Vec<PoolUsage>> {
         let blocks = self.blocks()?;
+        let handles = self.handles()?;
+        let config = self.config()?;
         Ok(self
             .pools()?
             .into_iter()
@@ -259,6 +313,8 @@ impl<'a> Ipam<'a> {
                 PoolUsage {
                     size: p.size(),
                     in_use: mine.clone().map(|b| b.allocations.len() as u64).sum(),
+                    borrowed: borrowed(mine.clone(), &handles),
+                    strict_affinity: config.strict_for(&p),
                     blocks: mine.count() as u64,
                     blocks_total: 1u64
                         << u32::from(p.block_size.saturating_sub(p.cidr.prefix_len())),
@@ -279,6 +335,23 @@ impl<'a> Ipam<'a> {
     }
 }
 
+/// Addresses of `blocks` held by a handle of a node other than the block's affinity.
+fn borrowed<'b>(blocks: impl Iterator<Item = &'b Block>, handles: &[Handle]) -> u64 {
+    let node_of: BTreeMap<&str, &str> = handles
+        .iter()
+        .map(|h| (h.id.as_str(), h.node.as_str()))
+        .collect();
+    let mut n = 0;
+    for b in blocks {
+        for h in b.allocations.values() {
+            if let (Some(node), Some(aff)) = (node_of.get(h.as_str()), &b.affinity) {
+                n += u64::from(node != aff);
+            }
+        }
+    }
+    n
+}
+
 /// Bounded retries with jitter for compare-and-swap loops.
 struct Retry {
     what: String,
@@ -287,8 +360,10 @@ struct Retry {
 }
 
 impl Retry {
-    /// Give up after this long of losing races.
+    /// Give up after this long of losing races...
     const GIVE_UP: Duration = Duration::from_secs(120);
+    /// ...or after this many lost races.
+    const MAX_ATTEMPTS: u32 = 300;
 
     fn new(what: impl Into<String>) -> Self {
         Self {
@@ -301,7 +376,7 @@ impl Retry {
     /// Waits before the next attempt, or fails when retrying has gone on too long.
     fn again(&mut self) -> Result<()> {
         self.attempt += 1;
-        if self.start.elapsed() > Self::GIVE_UP {
+        if self.attempt >= Self::MAX_ATTEMPTS || self.start.elapsed() > Self::GIVE_UP {
             return Err(Error::Contention {
                 what: self.what.clone(),
                 attempts: self.attempt,

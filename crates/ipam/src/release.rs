@@ -1,14 +1,14 @@
-//! Giving addresses back: by handle, empty blocks of a node, and garbage collection.
+//! Giving addresses back: by handle, and empty blocks of a node.
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
-use weft_store::{get_json, list_json, Compare, Op};
+use weft_store::{get_json, Compare, Op};
 
 use crate::{encode, keys, Block, Handle, Ipam, Result, Retry};
 
 /// Removes every allocation of `handle` from `block`; returns the freed addresses.
-fn free_handle(block: &mut Block, handle: &str) -> Vec<Ipv4Addr> {
+pub(crate) fn free_handle(block: &mut Block, handle: &str) -> Vec<Ipv4Addr> {
     let ordinals: Vec<u32> = block
         .allocations
         .iter()
@@ -74,58 +74,6 @@ impl Ipam<'_> {
             }
             if !lost {
                 return Ok(());
-            }
-            retry.again()?;
-        }
-    }
-
-    /// Releases what no live workload holds: every handle for which `live_handle` is false,
-    /// and block addresses held for a handle that has no record and is not live. Returns the
-    /// handles released, sorted.
-    ///
-    /// `live_handle` must say true for a workload being created right now (its handle may
-    /// exist before its workload record does), or gc may free its address under it.
-    pub fn gc(&self, live_handle: &dyn Fn(&str) -> bool) -> Result<Vec<String>> {
-        let mut released = BTreeSet::new();
-        for h in self.handles()? {
-            if !live_handle(&h.id) {
-                self.release(&h.id)?;
-                released.insert(h.id);
-            }
-        }
-        // Block addresses whose handle record is missing: free them only while the record is
-        // still missing (an allocation writes both at once, so this is never a half-done one).
-        let mut retry = Retry::new("collecting block addresses without a handle");
-        loop {
-            let handles: BTreeSet<String> = list_json::<Handle>(self.store, keys::HANDLES)?
-                .into_iter()
-                .map(|(_, h, _)| h.id)
-                .collect();
-            let mut lost = false;
-            for (key, mut block, rev) in self.blocks_rev()? {
-                let orphans: BTreeSet<String> = block
-                    .allocations
-                    .values()
-                    .filter(|h| !handles.contains(*h) && !live_handle(h))
-                    .cloned()
-                    .collect();
-                if orphans.is_empty() {
-                    continue;
-                }
-                let mut compares = vec![Compare::ModRevision(key.clone(), rev)];
-                for h in &orphans {
-                    free_handle(&mut block, h);
-                    compares.push(Compare::ModRevision(keys::handle(h), 0));
-                }
-                let ops = [Op::Put(key.clone(), encode(&key, &block)?)];
-                if self.store.txn(&compares, &ops)?.succeeded {
-                    released.extend(orphans);
-                } else {
-                    lost = true;
-                }
-            }
-            if !lost {
-                return Ok(released.into_iter().collect());
             }
             retry.again()?;
         }
