@@ -1,8 +1,8 @@
 //! weft-store: the cluster's desired state as a revisioned key-value store (like etcd v3).
 //!
 //! Callers use only the [`Store`] trait (and the typed JSON helpers built on it), so backends can
-//! be swapped: [`SqliteStore`] (one file, safe for many processes at once) and [`MemStore`]
-//! (in-process, for tests of callers). Keys are strings such as `/weft/workloads/web1`; values
+//! be swapped: [`SqliteStore`] (one file, safe for many processes at once), [`EtcdStore`] (an
+//! etcd v3 cluster, for many hosts) and [`MemStore`] (in-process, for tests of callers). Keys are strings such as `/weft/workloads/web1`; values
 //! are bytes (JSON by convention). Every successful transaction that changes something bumps the
 //! store revision by one; all of its changes share that revision.
 //!
@@ -12,11 +12,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod etcd;
 mod json;
 mod mem;
 pub mod retry;
 mod sqlite;
 
+pub use etcd::EtcdStore;
 pub use json::{create_json, delete, get_json, list_json, put_json, update_json};
 pub use mem::MemStore;
 pub use sqlite::SqliteStore;
@@ -157,7 +159,8 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Opens a store from a URL or path: `sqlite:///abs/path`, `sqlite:rel/path`, a bare path
-/// (SQLite), or `mem:` (a fresh in-memory store). etcd URLs are not supported yet.
+/// (SQLite), `etcd://HOST:PORT[,HOST:PORT...][?netns=NAME]` (etcd; see [`etcd`]), or `mem:`
+/// (a fresh in-memory store).
 pub fn open(url_or_path: &str) -> Result<Box<dyn Store>> {
     let s = url_or_path.trim();
     if s.is_empty() {
@@ -168,9 +171,12 @@ pub fn open(url_or_path: &str) -> Result<Box<dyn Store>> {
     if s == "mem:" || s == "memory:" {
         return Ok(Box::new(MemStore::new()));
     }
-    if s.starts_with("etcd:") || s.starts_with("etcd+") || s.starts_with("http") {
+    if s.starts_with("etcd:") {
+        return Ok(Box::new(EtcdStore::open(s)?));
+    }
+    if s.starts_with("etcd+") || s.starts_with("http:") || s.starts_with("https:") {
         return Err(Error::Backend(format!(
-            "store {s}: the etcd backend is not available yet; use sqlite:///path"
+            "store {s}: write an etcd store as etcd://HOST:PORT[,HOST:PORT...] (plain HTTP, no TLS)"
         )));
     }
     let path = s
@@ -250,8 +256,9 @@ mod tests {
     }
 
     #[test]
-    fn open_rejects_etcd_and_empty() {
-        assert!(matches!(open("etcd://x:2379"), Err(Error::Backend(_))));
+    fn open_rejects_bad_locations() {
+        assert!(matches!(open("etcd://x"), Err(Error::Backend(_))));
+        assert!(matches!(open("http://x:2379"), Err(Error::Backend(_))));
         assert!(matches!(open(""), Err(Error::Backend(_))));
         assert!(matches!(open("sqlite://"), Err(Error::Backend(_))));
         assert!(open("mem:").is_ok());

@@ -3,10 +3,9 @@
 use std::process::Command;
 
 use serde::{Deserialize, Serialize};
-use weft_store::{
-    create_json, delete, get_json, list_json, put_json, update_json, Error, MemStore, SqliteStore,
-    Store,
-};
+use weft_store::{create_json, delete, get_json, list_json, put_json, update_json, Error, Store};
+
+mod support;
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 struct Counter {
@@ -15,10 +14,9 @@ struct Counter {
 
 #[test]
 fn typed_helpers() {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = SqliteStore::open(dir.path().join("j.db")).unwrap();
-    let mem = MemStore::new();
-    for s in [&sqlite as &dyn Store, &mem] {
+    for b in support::all() {
+        eprintln!("backend {}", b.name);
+        let s = &*b.store;
         let r1 = create_json(s, "/j/a", &Counter { n: 1 }).unwrap();
         let err = create_json(s, "/j/a", &Counter { n: 2 }).unwrap_err();
         assert!(matches!(err, Error::Conflict(ref m) if m.contains("/j/a already exists")));
@@ -68,21 +66,22 @@ fn increment(s: &dyn Store, times: usize) {
 
 #[test]
 fn threads_with_own_connections_count_exactly() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.db");
-    std::thread::scope(|sc| {
-        for _ in 0..8 {
-            sc.spawn(|| {
-                let s = weft_store::open(path.to_str().unwrap()).expect("open");
-                increment(&*s, 50);
-            });
-        }
-    });
-    let s = SqliteStore::open(&path).unwrap();
-    let (c, _) = get_json::<Counter>(&s, "/counter").unwrap().unwrap();
-    assert_eq!(c.n, 8 * 50);
+    for b in support::shared() {
+        eprintln!("backend {}", b.name);
+        std::thread::scope(|sc| {
+            for _ in 0..8 {
+                sc.spawn(|| {
+                    let s = weft_store::open(&b.location).expect("open");
+                    increment(&*s, 50);
+                });
+            }
+        });
+        let (c, _) = get_json::<Counter>(&*b.store, "/counter").unwrap().unwrap();
+        assert_eq!(c.n, 8 * 50);
+    }
 }
 
+/// The store location a child process opens.
 const CHILD_ENV: &str = "WEFT_STORE_TEST_CHILD_DB";
 
 /// Parent: re-runs this test binary N times as child processes that each increment the shared
@@ -99,26 +98,27 @@ fn processes_count_exactly() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(12);
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("p.db");
     let exe = std::env::current_exe().unwrap();
-    let children: Vec<_> = (0..n)
-        .map(|_| {
-            Command::new(&exe)
-                .args(["--exact", "processes_count_exactly", "--test-threads=1"])
-                .env(CHILD_ENV, &db)
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .expect("spawn child")
-        })
-        .collect();
-    for mut c in children {
-        let status = c.wait().expect("wait child");
-        assert!(status.success(), "child failed: {status}");
+    for b in support::shared() {
+        eprintln!("backend {}", b.name);
+        let children: Vec<_> = (0..n)
+            .map(|_| {
+                Command::new(&exe)
+                    .args(["--exact", "processes_count_exactly", "--test-threads=1"])
+                    .env(CHILD_ENV, &b.location)
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .expect("spawn child")
+            })
+            .collect();
+        for mut c in children {
+            let status = c.wait().expect("wait child");
+            assert!(status.success(), "child failed: {status}");
+        }
+        let s = &*b.store;
+        let (c, _) = get_json::<Counter>(s, "/counter").unwrap().unwrap();
+        assert_eq!(c.n, (n * 50) as u64);
+        // One revision per increment.
+        assert_eq!(s.revision().unwrap(), (n * 50) as i64);
     }
-    let s = SqliteStore::open(&db).unwrap();
-    let (c, _) = get_json::<Counter>(&s, "/counter").unwrap().unwrap();
-    assert_eq!(c.n, (n * 50) as u64);
-    // One revision per increment.
-    assert_eq!(s.revision().unwrap(), (n * 50) as i64);
 }

@@ -26,8 +26,10 @@ use watch::SqliteWatch;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long we keep retrying an operation that SQLite reports busy.
 const BUSY_GIVE_UP: Duration = Duration::from_secs(120);
-/// How often a watch looks for new changes.
+/// How often a watch looks for new changes where it cannot be woken by a write.
 const WATCH_POLL: Duration = Duration::from_millis(50);
+/// How often a watch woken by writes (inotify) looks anyway, in case a wakeup was missed.
+const WATCH_FALLBACK: Duration = Duration::from_millis(250);
 /// Version of the schema written to `PRAGMA user_version`.
 const SCHEMA_VERSION: i64 = 1;
 

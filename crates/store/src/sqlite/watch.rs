@@ -1,15 +1,22 @@
 //! Watches on the SQLite backend.
 
-use std::path::PathBuf;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
 use rusqlite::{params, Connection};
 
-use super::{read_revision, retry_busy, KIND_DELETE, WATCH_POLL};
+use super::{read_revision, retry_busy, KIND_DELETE, WATCH_FALLBACK, WATCH_POLL};
 use crate::{prefix_end, Error, Event, EventKind, KeyValue, Result, Revision, Watch};
 
 /// A watch polling the `events` table on its own connection; `PRAGMA data_version` tells it
-/// cheaply whether another connection committed anything since the last look.
+/// cheaply whether another connection committed anything since the last look. Between looks it
+/// sleeps until a file of the store's directory is written (inotify: a commit appends to the
+/// write-ahead log), or [`WATCH_FALLBACK`] at the latest ([`WATCH_POLL`] without inotify), so a change is seen at once.
 pub(super) struct SqliteWatch {
     path: PathBuf,
     conn: Connection,
@@ -17,6 +24,7 @@ pub(super) struct SqliteWatch {
     end: Option<String>,
     last: Revision,
     data_version: Option<i64>,
+    wake: Option<Inotify>,
 }
 
 enum Poll {
@@ -27,12 +35,29 @@ enum Poll {
 impl SqliteWatch {
     pub(super) fn new(path: PathBuf, conn: Connection, prefix: &str, from: Revision) -> Self {
         Self {
+            wake: writes_to_dir_of(&path),
             path,
             conn,
             prefix: prefix.to_string(),
             end: prefix_end(prefix),
             last: from,
             data_version: None,
+        }
+    }
+
+    /// Waits up to `d` for a write in the store's directory.
+    fn wait(&mut self, d: Duration) {
+        let Some(ino) = &self.wake else {
+            std::thread::sleep(d);
+            return;
+        };
+        let ms = u16::try_from(d.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(ino.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            // Drain what arrived; what it was does not matter, the next look tells.
+            Ok(n) if n > 0 => while matches!(ino.read_events(), Ok(ev) if !ev.is_empty()) {},
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => std::thread::sleep(d),
         }
     }
 
@@ -99,7 +124,28 @@ impl Watch for SqliteWatch {
             if now >= deadline {
                 return Ok(Vec::new());
             }
-            std::thread::sleep(WATCH_POLL.min(deadline - now));
+            let period = if self.wake.is_some() {
+                WATCH_FALLBACK
+            } else {
+                WATCH_POLL
+            };
+            self.wait(period.min(deadline - now));
         }
     }
+}
+
+/// An inotify instance reporting writes to files in the directory of `db`, or `None` where
+/// inotify is not available (the watch then only polls).
+fn writes_to_dir_of(db: &Path) -> Option<Inotify> {
+    let dir = match db.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let ino = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok()?;
+    ino.add_watch(
+        dir,
+        AddWatchFlags::IN_MODIFY | AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO,
+    )
+    .ok()?;
+    Some(ino)
 }
