@@ -17,6 +17,7 @@
 //! exists and a new workload is covered from its first packet.
 
 mod bridge;
+mod memo;
 mod policy;
 mod services;
 mod stale_udp;
@@ -33,7 +34,7 @@ use weft_nft::{
 
 pub use bridge::MARK_PUBLISHED;
 pub use policy::SelectorSets;
-pub use services::affinity_set;
+pub use services::{affinity_set, endpoints_of as services_endpoints};
 pub use stale_udp::UdpBackends;
 
 /// Name of weft's table (family inet).
@@ -151,10 +152,12 @@ pub fn ruleset(input: &RulesInput) -> Table {
     policies.sort_by(|a, b| a.cmp_order(b));
     let mut sets = SelectorSets::new(input.workloads);
 
-    let local: Vec<&Workload> = input
+    // The node's own endpoints, with their index among all workloads (for the memo).
+    let local: Vec<(usize, &Workload)> = input
         .workloads
         .iter()
-        .filter(|w| w.node == input.node && w.ip.is_some() && !w.host_iface.is_empty())
+        .enumerate()
+        .filter(|(_, w)| w.node == input.node && w.ip.is_some() && !w.host_iface.is_empty())
         .collect();
 
     // Profiles: one set of members per network (all nodes), and its two chains.
@@ -207,12 +210,18 @@ pub fn ruleset(input: &RulesInput) -> Table {
     let mut wl_from = vec![];
     let mut wl_to = vec![];
     let mut br_wl = bridge::EndpointMaps::default();
-    for w in &local {
-        let labels = labels_of(w);
+    // Which policies select each local endpoint: per policy, one answer per endpoint.
+    let local_idx: Vec<usize> = local.iter().map(|(i, _)| *i).collect();
+    let picks: Vec<Vec<bool>> = policies
+        .iter()
+        .map(|p| sets.selects(&p.selector, &local_idx))
+        .collect();
+    for (j, &(_, w)) in local.iter().enumerate() {
         let mine: Vec<&NormalizedPolicy> = policies
             .iter()
-            .copied()
-            .filter(|p| p.selector.matches(&labels))
+            .zip(&picks)
+            .filter(|(_, pick)| pick[j])
+            .map(|(p, _)| *p)
             .collect();
         let on_bridge = input
             .networks

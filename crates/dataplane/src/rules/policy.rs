@@ -1,7 +1,6 @@
 //! One policy's rules as an nftables chain, and the address sets its selectors stand for.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 use weft_model::policy::{Action, NEntity, NRule, NormalizedPolicy, PolicyType};
@@ -9,58 +8,63 @@ use weft_model::selector::Selector;
 use weft_model::Workload;
 use weft_nft::{Chain, Expr, Field, KeyType, MarkSet, Rule, Set, SetRef, Value};
 
-use super::{chain_safe, labels_of, MARK_ALLOW, MARK_PASS};
+use super::memo::MemoRef;
+use super::{chain_safe, MARK_ALLOW, MARK_PASS};
 
 /// Address sets for selectors, one per distinct selector, holding every matching workload's
-/// address cluster-wide (Felix's "IP sets").
+/// address cluster-wide (Felix's "IP sets"); also answers which policies select an endpoint.
+/// Results come from the process's [`memo`](super::memo) while the workloads stay the same.
 pub struct SelectorSets<'a> {
     workloads: &'a [Workload],
-    /// Every workload's labels (see [`labels_of`]), made once, on first use.
-    labels: Vec<BTreeMap<String, String>>,
-    sets: BTreeMap<String, (String, BTreeSet<Ipv4Addr>)>,
+    memo: MemoRef,
+    /// Canonical selector → its set's name and the selector, for the sets this table uses.
+    names: BTreeMap<String, (String, Selector)>,
 }
 
 impl<'a> SelectorSets<'a> {
     pub fn new(workloads: &'a [Workload]) -> Self {
         SelectorSets {
             workloads,
-            labels: vec![],
-            sets: BTreeMap::new(),
+            memo: MemoRef::for_workloads(workloads),
+            names: BTreeMap::new(),
         }
     }
 
     /// The name of the set for `sel`, made on first use.
     pub fn set_for(&mut self, sel: &Selector) -> String {
         let canonical = sel.to_string();
-        if let Some((name, _)) = self.sets.get(&canonical) {
+        if let Some((name, _)) = self.names.get(&canonical) {
             return name.clone();
         }
         let digest = Sha256::digest(canonical.as_bytes());
         let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
         let name = format!("sel_{hex}");
-        if self.labels.len() != self.workloads.len() {
-            self.labels = self.workloads.iter().map(labels_of).collect();
-        }
-        let members = self
-            .workloads
-            .iter()
-            .zip(&self.labels)
-            .filter(|(_, l)| sel.matches(l))
-            .filter_map(|(w, _)| w.ip)
-            .collect();
-        self.sets.insert(canonical, (name.clone(), members));
+        self.names.insert(canonical, (name.clone(), sel.clone()));
         name
     }
 
-    pub fn into_sets(self) -> Vec<Set> {
-        self.sets
-            .into_values()
-            .map(|(name, members)| {
-                Set::new(
-                    &name,
-                    KeyType::Ipv4Addr,
-                    members.into_iter().map(Value::from).collect(),
-                )
+    /// Whether `sel` selects each of the input's workloads numbered `idx`.
+    pub fn selects(&mut self, sel: &Selector, idx: &[usize]) -> Vec<bool> {
+        let canonical = sel.to_string();
+        self.memo
+            .get()
+            .selects(self.workloads, sel, &canonical, idx)
+    }
+
+    pub fn into_sets(mut self) -> Vec<Set> {
+        let names = std::mem::take(&mut self.names);
+        names
+            .into_iter()
+            .map(|(canonical, (name, sel))| {
+                let mut addrs = self
+                    .memo
+                    .get()
+                    .members(self.workloads, &sel, &canonical)
+                    .to_vec();
+                addrs.sort_unstable();
+                addrs.dedup();
+                let members = addrs.into_iter().map(Value::from).collect();
+                Set::new(&name, KeyType::Ipv4Addr, members)
             })
             .collect()
     }

@@ -4,8 +4,11 @@
 //! masquerade by mark for traffic from outside and for hairpin; services without endpoints
 //! reject with ICMP port unreachable. Lookups cost the same with 10 or 10,000 services.
 
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
+use weft_model::policy::Service;
+use weft_model::Workload;
 use weft_nft::{
     BaseChain, Chain, CmpOp, Expr, Field, Hook, KeyType, Map, MarkSet, Policy, Reject, Rule, Set,
     Value, Verdict,
@@ -37,17 +40,55 @@ fn proto_name(p: u8) -> &'static str {
     }
 }
 
+/// The endpoints of each of `services`, in order: what [`Service::endpoints`] gives (the
+/// sorted addresses of the workloads its selector picks), found through an index of the
+/// workloads by label rather than by matching every workload against every service, which
+/// is quadratic (seconds at 10,000 services and 20,000 workloads).
+pub fn endpoints_of(services: &[Service], workloads: &[Workload]) -> Vec<Vec<Ipv4Addr>> {
+    let mut by_label: HashMap<(&str, &str), Vec<&Workload>> = HashMap::new();
+    for w in workloads {
+        for (k, v) in &w.labels {
+            by_label.entry((k, v)).or_default().push(w);
+        }
+    }
+    let none: Vec<&Workload> = vec![];
+    services
+        .iter()
+        .map(|s| {
+            // Every selected workload carries every pair of the selector: the pair with the
+            // fewest workloads gives all the candidates.
+            let Some(candidates) = s
+                .spec
+                .selector
+                .iter()
+                .map(|(k, v)| by_label.get(&(k.as_str(), v.as_str())).unwrap_or(&none))
+                .min_by_key(|c| c.len())
+            else {
+                return vec![];
+            };
+            let mut v: Vec<Ipv4Addr> = candidates
+                .iter()
+                .filter(|w| s.selects(&w.labels))
+                .filter_map(|w| w.ip)
+                .collect();
+            v.sort();
+            v.dedup();
+            v
+        })
+        .collect()
+}
+
 /// Adds the service maps, chains and hooks to `t`.
 pub fn compile(t: &mut weft_nft::Table, input: &RulesInput) {
     let mut svc_map = vec![];
     let mut nodeport_map = vec![];
     let mut no_ep = vec![];
     let mut no_ep_nodeports = vec![];
-    for s in input.services {
+    let endpoints = endpoints_of(input.services, input.workloads);
+    for (s, eps) in input.services.iter().zip(endpoints) {
         let (Some(ip), Ok(ports)) = (s.cluster_ip(), s.ports()) else {
             continue;
         };
-        let eps = s.endpoints(input.workloads);
         let affinity = s.session_affinity().ok().flatten();
         let base = format!("{}.{}", s.metadata.namespace, s.metadata.name);
         for p in &ports {
@@ -340,5 +381,38 @@ pub(crate) mod tests {
         assert!(!t.sets.iter().any(|s| s.name.starts_with("aff_")));
         let chain = t.chain("svc_default.dns_udp53").expect("service chain");
         assert!(chain.rules[0].to_string().contains("numgen"), "{chain}");
+    }
+
+    #[test]
+    fn the_label_index_finds_what_matching_every_workload_finds() {
+        let mut ws = vec![
+            workload("a", [10, 244, 0, 5]),
+            workload("b", [10, 244, 0, 6]),
+            workload("c", [10, 244, 0, 7]),
+            workload("d", [10, 244, 0, 5]),
+        ];
+        ws[1].labels.insert("tier".into(), "front".into());
+        ws[2].labels = [("app".to_string(), "web".to_string())].into();
+        ws[3].ip = None;
+        let mut two_keys = service("");
+        two_keys.spec.selector.insert("tier".into(), "front".into());
+        let mut nobody = service("");
+        nobody.spec.selector = [("app".to_string(), "none".to_string())].into();
+        let mut empty = service("");
+        empty.spec.selector.clear();
+        let all = [service(""), two_keys, nobody, empty];
+        let found = endpoints_of(&all, &ws);
+        assert_eq!(
+            found,
+            vec![
+                vec![Ipv4Addr::new(10, 244, 0, 5), Ipv4Addr::new(10, 244, 0, 6)],
+                vec![Ipv4Addr::new(10, 244, 0, 6)],
+                vec![],
+                vec![],
+            ]
+        );
+        for (s, eps) in all.iter().zip(&found) {
+            assert_eq!(&s.endpoints(&ws), eps, "{}", s.metadata.name);
+        }
     }
 }

@@ -20,11 +20,12 @@ impl UdpBackends {
     /// The UDP service ports of `input` and their endpoints.
     pub fn of(input: &RulesInput) -> UdpBackends {
         let mut m = BTreeMap::new();
-        for s in input.services {
+        let endpoints = super::services::endpoints_of(input.services, input.workloads);
+        for (s, eps) in input.services.iter().zip(endpoints) {
             let (Some(ip), Ok(ports)) = (s.cluster_ip(), s.ports()) else {
                 continue;
             };
-            let eps: BTreeSet<Ipv4Addr> = s.endpoints(input.workloads).into_iter().collect();
+            let eps: BTreeSet<Ipv4Addr> = eps.into_iter().collect();
             for p in ports.iter().filter(|p| p.protocol == weft_nft::PROTO_UDP) {
                 m.insert((ip, p.port, p.node_port), eps.clone());
             }
