@@ -9,7 +9,6 @@
 
 mod connrate;
 mod iptables;
-mod report;
 mod shape;
 mod world;
 
@@ -23,8 +22,8 @@ use weft_netlink::Handle;
 use weft_nft::{Backend, Family, NetlinkBackend};
 use weft_store::Store;
 
-use report::Report;
 use shape::{Shape, EDITED};
+use weft_bench_common::report::Report;
 use world::{World, NODE};
 
 struct Args {
@@ -103,12 +102,12 @@ fn main() -> Result<()> {
         }
         Ok(())
     };
-    let mut rep = Report::new();
+    let mut rep = Report::new("weft policy bench");
     let w = World::new()?;
-    connrate::serve(&w.c2.ns)?;
-    let mut h = Handle::in_netns(&w.node_ns)?;
-    let mut nft = Nft::in_netns(&w.node_ns)?;
-    let mut raw = NetlinkBackend::in_netns(&w.node_ns)?;
+    connrate::serve(&w.c2().ns)?;
+    let mut h = Handle::in_netns(&w.node.ns)?;
+    let mut nft = Nft::in_netns(&w.node.ns)?;
+    let mut raw = NetlinkBackend::in_netns(&w.node.ns)?;
 
     let mut scales = vec![];
     for &endpoints in &a.scales {
@@ -223,14 +222,14 @@ fn main() -> Result<()> {
         for f in &flavors {
             let mut restore = vec![];
             for _ in 0..a.rounds.min(5) {
-                clear(&w.node_ns_name)?;
+                clear(&w.node.ns_name)?;
                 let t = Instant::now();
                 let st = ClusterState::load(store)?;
                 let (text, _) = iptables::ruleset(&st, NODE)?;
-                f.restore(&w.node_ns_name, &text)?;
+                f.restore(&w.node.ns_name, &text)?;
                 restore.push(ms(t.elapsed()));
             }
-            clear(&w.node_ns_name)?;
+            clear(&w.node.ns_name)?;
             rep.series(
                 &format!(
                     "full programming, iptables-shaped: read + render + {}-restore ({e})",
@@ -343,37 +342,37 @@ fn main() -> Result<()> {
             let v = (j + round) % variants.len();
             let (name, si, flavor) = &variants[v];
             let s = &scales[*si];
-            clear(&w.node_ns_name)?;
+            clear(&w.node.ns_name)?;
             match flavor {
                 Some(f) => {
                     raw.delete(Family::Inet, rules::TABLE)?;
-                    f.restore(&w.node_ns_name, &s.ipt)?;
+                    f.restore(&w.node.ns_name, &s.ipt)?;
                 }
                 None => {
                     nft.forget();
                     weft_agent::reconcile(s.cluster.store.as_ref(), &mut h, &mut nft, NODE)?;
                 }
             }
-            if let Err(e) = connrate::check(&w.c1.ns, w.c2.ip) {
+            if let Err(e) = connrate::check(&w.c1().ns, w.c2().ip) {
                 if let Ok(secs) =
                     std::env::var("WEFT_BENCH_HOLD").map(|s| s.parse::<u64>().unwrap_or(60))
                 {
                     eprintln!(
                         "check failed ({e:#}); holding {} for {secs} s",
-                        w.node_ns_name
+                        w.node.ns_name
                     );
                     std::thread::sleep(Duration::from_secs(secs));
                 }
                 return Err(e.context(format!("variant {name}")));
             }
-            let r = connrate::measure(&w.c1.ns, w.c2.ip, a.conn_secs)?;
+            let r = connrate::measure(&w.c1().ns, w.c2().ip, a.conn_secs)?;
             if r.failed > 0 {
                 eprintln!("  {name}: {} connections failed", r.failed);
             }
             rates[v].push(r.per_second);
         }
     }
-    clear(&w.node_ns_name)?;
+    clear(&w.node.ns_name)?;
     for (v, (name, _, _)) in variants.iter().enumerate() {
         rep.series(
             &format!("new connections c1 → c2, {name}"),
@@ -409,10 +408,10 @@ fn main() -> Result<()> {
 }
 
 fn agent_end_to_end(w: &World, s: &Scale, a: &Args, rep: &mut Report) -> Result<()> {
-    let path = w.tmp.join(format!("e{}.db", s.endpoints));
+    let path = w.node.tmp.join(format!("e{}.db", s.endpoints));
     let agent_store: std::sync::Arc<dyn Store> =
         std::sync::Arc::from(weft_store::open(&path.to_string_lossy())?);
-    let ns = w.node_ns.try_clone()?;
+    let ns = w.node.ns.try_clone()?;
     std::thread::spawn(move || {
         if let Err(e) = nix::sched::setns(ns.fd(), nix::sched::CloneFlags::CLONE_NEWNET) {
             eprintln!("agent thread: {e}");

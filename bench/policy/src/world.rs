@@ -2,17 +2,16 @@
 //! lab node has), two real workloads `c1` (client) and `c2` (server) attached by weft, and one
 //! SQLite store per scale holding the cluster: 50 nodes, their IPAM blocks, the endpoints (all
 //! but the two real ones are store entries only) and the policies. Everything is named
-//! `weft-bpol-<pid>-…` and removed on drop, also while a panic unwinds.
+//! `weft-bpol-<pid>-…` and removed on drop, also while a panic unwinds or on Ctrl-C
+//! (`weft_bench_common::node`).
 
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use weft_dataplane::endpoint::{self, Endpoint};
+use weft_bench_common::node::Real;
 use weft_engine::Cluster;
 use weft_ipam::{IpPool, Ipam};
 use weft_model::{keys, ClusterConfig, Network, Node, Workload};
-use weft_netlink::{Handle, Ipv4Net, Netns, Route, VethSpec};
 
 use crate::shape::Shape;
 
@@ -22,43 +21,9 @@ pub const NODE: &str = "node-0";
 pub const NETWORK: &str = "bench";
 const POOL: &str = "default-pool";
 
-/// Removes every namespace named `<prefix>-…` and the temporary directory when dropped.
-struct Cleanup {
-    prefix: String,
-    tmp: PathBuf,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let mine = format!("{}-", self.prefix);
-        if let Ok(names) = Netns::list_named() {
-            for n in names.iter().filter(|n| n.starts_with(&mine)) {
-                if let Err(e) = Netns::delete_named(n) {
-                    eprintln!(
-                        "warning: could not delete netns {n}: {e}; run `ip netns delete {n}`"
-                    );
-                }
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.tmp);
-    }
-}
-
-/// A real workload of the bench.
-pub struct Real {
-    pub name: &'static str,
-    pub ns: Netns,
-    pub iface: String,
-    pub ip: Ipv4Addr,
-}
-
+/// The bench's node namespace with the real workloads `c1` (client) and `c2` (server).
 pub struct World {
-    pub node_ns: Netns,
-    pub node_ns_name: String,
-    pub c1: Real,
-    pub c2: Real,
-    pub tmp: PathBuf,
-    _cleanup: Cleanup,
+    pub node: weft_bench_common::node::Node,
 }
 
 fn node_addr(i: usize) -> Ipv4Addr {
@@ -69,74 +34,27 @@ impl World {
     /// Namespaces and veths; the real workloads get the first two addresses of the node's
     /// first block, as every store made by [`World::populate`] gives them.
     pub fn new() -> Result<World> {
-        let prefix = format!("weft-bpol-{}", std::process::id());
-        let tmp = std::env::temp_dir().join(&prefix);
-        let cleanup = Cleanup {
-            prefix: prefix.clone(),
-            tmp: tmp.clone(),
-        };
-        std::fs::create_dir_all(&tmp).with_context(|| format!("create {}", tmp.display()))?;
-        let node_ns_name = format!("{prefix}-node");
-        let node_ns = Netns::create_named(&node_ns_name)?;
-        let fabric = Netns::create_named(&format!("{prefix}-fabric"))?;
-        let mut h = Handle::in_netns(&node_ns)?;
-        // The underlay: routes to other nodes' blocks go out of it, onlink.
-        h.create_veth_with(&VethSpec::new("eth0", "uplink").up().peer_ns(&fabric))?;
-        let eth0 = h.link_by_name("eth0")?.context("eth0 in the node netns")?;
-        h.add_address(eth0.index, Ipv4Net::new(node_addr(0), 24)?)?;
-        let lo = h.link_by_name("lo")?.context("lo")?;
-        h.set_up(lo.index)?;
-        // A default route, as every real node has: proxy ARP answers for 169.254.1.1 only
-        // when the node can route it.
-        let mut f = Handle::in_netns(&fabric)?;
-        let uplink = f
-            .link_by_name("uplink")?
-            .context("uplink in the fabric netns")?;
-        f.set_up(uplink.index)?;
-        h.add_route(
-            &Route::default_via(Ipv4Addr::new(192, 0, 2, 1))
-                .dev(eth0.index)
-                .onlink(),
-        )?;
-        let mut reals = vec![];
+        let mut node =
+            weft_bench_common::node::Node::new(&format!("weft-bpol-{}", std::process::id()))?;
         for (i, name) in ["c1", "c2"].into_iter().enumerate() {
-            let ns = Netns::create_named(&format!("{prefix}-{name}"))?;
-            let iface = weft_model::host_iface_name(&format!("{prefix}-{name}"));
-            let ip = Ipv4Addr::new(10, 244, 0, 1 + i as u8);
-            endpoint::attach(
-                &mut h,
-                &node_ns,
-                &ns,
-                &Endpoint {
-                    host_iface: &iface,
-                    ip,
-                    mtu: None,
-                },
-            )?;
-            reals.push(Real {
-                name,
-                ns,
-                iface,
-                ip,
-            });
+            node.add_real(name, Ipv4Addr::new(10, 244, 0, 1 + i as u8))?;
         }
-        let c2 = reals.pop().expect("two");
-        let c1 = reals.pop().expect("two");
-        Ok(World {
-            node_ns,
-            node_ns_name,
-            c1,
-            c2,
-            tmp,
-            _cleanup: cleanup,
-        })
+        Ok(World { node })
+    }
+
+    pub fn c1(&self) -> &Real {
+        self.node.real("c1")
+    }
+
+    pub fn c2(&self) -> &Real {
+        self.node.real("c2")
     }
 
     /// A new store at `name` holding the cluster of `shape`: config, pool, nodes, network, the
     /// two real workloads and `shape.endpoints - 2` more (store entries), then the policies,
     /// applied the way `weft apply -f` does. Returns the store and how long the apply took.
     pub fn populate(&self, name: &str, shape: &Shape) -> Result<(Cluster, std::time::Duration)> {
-        let path = self.tmp.join(format!("{name}.db"));
+        let path = self.node.tmp.join(format!("{name}.db"));
         let store = weft_store::open(&path.to_string_lossy())?;
         let cfg = ClusterConfig::default();
         weft_store::put_json(store.as_ref(), keys::CONFIG, &cfg)?;
@@ -175,12 +93,12 @@ impl World {
             weft_store::put_json(store.as_ref(), &keys::workload(&name), &w)
                 .map_err(anyhow::Error::from)
         };
-        for real in [&self.c1, &self.c2] {
+        for real in [self.c1(), self.c2()] {
             add(
                 real.name.to_string(),
                 NODE.into(),
                 real.iface.clone(),
-                shape.real_labels(real.name),
+                shape.real_labels(&real.name),
                 Some(real.ip),
             )?;
         }

@@ -12,13 +12,16 @@ pub fn summary(v: &[f64]) -> (f64, f64, f64, f64) {
 }
 
 pub struct Report {
+    title: String,
     lines: Vec<String>,
     notes: Vec<String>,
 }
 
 impl Report {
-    pub fn new() -> Report {
+    /// A report printed under the heading `# <title>`.
+    pub fn new(title: &str) -> Report {
         Report {
+            title: title.to_string(),
             lines: vec![],
             notes: vec![],
         }
@@ -42,20 +45,37 @@ impl Report {
     /// rate[a] / rate[b]: per round (`rates[v][round]`, the rounds interleaved) as
     /// min / median / max, and as the ratio of the medians.
     pub fn ratio(&mut self, names: &[String], rates: &[Vec<f64>], a: usize, b: usize) {
-        if rates[a].is_empty() || rates[b].is_empty() {
+        self.ratio_of("rate", names, rates, a, b)
+    }
+
+    /// `what`(a) / `what`(b) of per-round figures (`values[v][round]`, the rounds interleaved):
+    /// per round as min / median / max, and as the ratio of the medians.
+    pub fn ratio_of(
+        &mut self,
+        what: &str,
+        names: &[String],
+        values: &[Vec<f64>],
+        a: usize,
+        b: usize,
+    ) {
+        if values[a].is_empty() || values[b].is_empty() {
             return;
         }
-        let per: Vec<f64> = rates[a].iter().zip(&rates[b]).map(|(x, y)| x / y).collect();
+        let per: Vec<f64> = values[a]
+            .iter()
+            .zip(&values[b])
+            .map(|(x, y)| x / y)
+            .collect();
         let (min, med, _, max) = summary(&per);
-        let of_medians = summary(&rates[a]).1 / summary(&rates[b]).1;
+        let of_medians = summary(&values[a]).1 / summary(&values[b]).1;
         self.notes.push(format!(
-            "rate({}) / rate({}): ratio of medians {of_medians:.3}; per round min {min:.3} / median {med:.3} / max {max:.3}",
+            "{what}({}) / {what}({}): ratio of medians {of_medians:.3}; per round min {min:.3} / median {med:.3} / max {max:.3}",
             names[a], names[b]
         ));
     }
 
     pub fn print(&self, params: &str) {
-        println!("# weft policy bench\n");
+        println!("# {}\n", self.title);
         println!("Machine: {}", machine());
         println!("Parameters: {params}\n");
         println!("| measurement | unit | n | min | median | p90 | max |");
@@ -70,7 +90,8 @@ impl Report {
     }
 }
 
-fn machine() -> String {
+/// nproc, CPU model, kernel and load average of this machine.
+pub fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
