@@ -4,6 +4,8 @@
 //! plans the node's routes and applies the difference. It also resyncs periodically so that a
 //! route removed by hand comes back (slowly enough that an experiment can observe the breakage).
 
+pub mod supervise;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,8 +54,10 @@ pub fn run(shared: Arc<dyn Store>, opts: &AgentOptions) -> Result<()> {
             Err(e) => {
                 warn!("watch failed ({e}); re-reading everything");
                 std::thread::sleep(Duration::from_millis(200));
-                live.reread()?;
-                live.pass()?;
+                live.reread();
+                if let Err(e) = live.pass() {
+                    warn!("reconcile failed: {e:#}");
+                }
                 continue;
             }
         };
@@ -64,15 +68,15 @@ pub fn run(shared: Arc<dyn Store>, opts: &AgentOptions) -> Result<()> {
             // A periodic resync reads the store whole and rewrites the table whole, undoing
             // any change made by hand.
             live.nft.forget();
-            live.reread()?;
+            live.reread();
         } else if let Err(e) = live.cache.apply(&events) {
             warn!("{e:#}; re-reading everything");
-            live.reread()?;
+            live.reread();
         }
         if let Err(e) = live.pass() {
             warn!("reconcile failed: {e:#}");
             // The cache may have stopped part way through the events: start again from a read.
-            live.reread()?;
+            live.reread();
         }
         last = Instant::now();
     }
@@ -101,10 +105,24 @@ impl Live<'_> {
         )
     }
 
-    /// Reads the whole state again, with a new watch after it.
-    fn reread(&mut self) -> Result<()> {
-        (self.cache, self.watch) = fresh(self.store)?;
-        Ok(())
+    /// Reads the whole state again, with a new watch after it. While the store cannot be read
+    /// (etcd down, say) it keeps trying, and the kernel keeps what was last programmed: traffic
+    /// and policy go on as they were.
+    fn reread(&mut self) {
+        let mut wait = Duration::from_millis(200);
+        loop {
+            match fresh(self.store) {
+                Ok((cache, watch)) => {
+                    (self.cache, self.watch) = (cache, watch);
+                    return;
+                }
+                Err(e) => {
+                    warn!("read the store: {e:#}; trying again in {wait:?}");
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
     }
 }
 

@@ -45,12 +45,11 @@ impl NodeRef {
 impl Cluster {
     /// Opens the store of lab `lab`; the lab must be up.
     pub fn open_lab(lab: &str) -> Result<Cluster> {
-        let path = paths::lab_store(lab);
-        if !path.exists() {
-            bail!("lab {lab:?} is not up (no store at {}); start it with `weft lab up --lab {lab}` or pick one from `weft lab ls`", path.display());
-        }
-        let store = weft_store::open(&path.to_string_lossy())
-            .with_context(|| format!("open the store of lab {lab}"))?;
+        let Some(location) = paths::lab_store_location(lab) else {
+            bail!("lab {lab:?} is not up (no store at {}); start it with `weft lab up --lab {lab}` or pick one from `weft lab ls`", paths::lab_store(lab).display());
+        };
+        let store = weft_store::open(&location)
+            .with_context(|| format!("open the store of lab {lab} ({location})"))?;
         Ok(Cluster {
             lab: lab.to_string(),
             store,

@@ -45,6 +45,18 @@ pub fn down(name: &str, progress: &mut dyn FnMut(&str)) -> Result<()> {
         }
     }
 
+    // 2b. The lab's etcd, by its recorded pid (its data goes with the lab's directory).
+    if let Some(pid) = info
+        .as_ref()
+        .and_then(|i| i.etcd.as_ref())
+        .and_then(|e| e.pid)
+    {
+        if crate::etcd::is_our_etcd(pid, name) {
+            progress("stopping the lab's etcd");
+            stop_pid(pid);
+        }
+    }
+
     // 3. Whatever else still runs in the lab's namespaces (e.g. left by `lab exec`), then
     //    the namespaces themselves (links inside go with them).
     let prefix = paths::lab_netns_prefix(name);
@@ -67,7 +79,7 @@ pub fn down(name: &str, progress: &mut dyn FnMut(&str)) -> Result<()> {
     Ok(())
 }
 
-fn is_our_agent(pid: i32, lab: &str) -> bool {
+pub(crate) fn is_our_agent(pid: i32, lab: &str) -> bool {
     let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
     };
@@ -75,7 +87,7 @@ fn is_our_agent(pid: i32, lab: &str) -> bool {
     args.contains(&b"agent".as_slice()) && args.contains(&lab.as_bytes())
 }
 
-fn stop_pid(pid: i32) {
+pub(crate) fn stop_pid(pid: i32) {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
     let p = Pid::from_raw(pid);
@@ -95,7 +107,7 @@ fn stop_pid(pid: i32) {
 
 /// Kills every process whose network namespace is one of `names` (they can only have been
 /// started inside the lab).
-fn kill_processes_in(names: &[String], progress: &mut dyn FnMut(&str)) {
+pub(crate) fn kill_processes_in(names: &[String], progress: &mut dyn FnMut(&str)) {
     use std::os::unix::fs::MetadataExt;
     let inodes: Vec<u64> = names
         .iter()

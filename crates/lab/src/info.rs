@@ -22,6 +22,9 @@ pub struct LabInfo {
     pub created: u64,
     /// "up" once fully built.
     pub status: String,
+    /// The lab's etcd, when its store is there (`lab up --store etcd`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<crate::etcd::LabEtcd>,
 }
 
 pub(crate) fn info_path(lab: &str) -> PathBuf {

@@ -24,8 +24,9 @@ pub fn member_netns(lab: &str, member: &str) -> Result<String> {
     let info = crate::load(lab)?.with_context(|| {
         format!("lab {lab:?} is not up; start it with `weft lab up --lab {lab}`")
     })?;
-    let known =
-        ["gw", "ext", "fabric"].contains(&member) || info.nodes.iter().any(|n| n.name == member);
+    let known = ["gw", "ext", "fabric"].contains(&member)
+        || info.nodes.iter().any(|n| n.name == member)
+        || (info.etcd.is_some() && member == crate::etcd::ETCD_MEMBER);
     if !known {
         let names: Vec<_> = info.nodes.iter().map(|n| n.name.as_str()).collect();
         bail!(

@@ -25,9 +25,42 @@ pub struct LabOptions {
     pub weft_exe: std::path::PathBuf,
 }
 
-/// Builds the lab; on any failure tears down what was made and returns the error.
+/// Where a lab keeps its store.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LabStore {
+    /// One SQLite file in the lab's directory, shared by the CLI and the agents.
+    #[default]
+    Sqlite,
+    /// An etcd-server of its own on the lab's underlay (see [`crate::etcd`]).
+    Etcd,
+}
+
+impl std::str::FromStr for LabStore {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "sqlite" => Ok(LabStore::Sqlite),
+            "etcd" => Ok(LabStore::Etcd),
+            _ => bail!("--store {s}: choose sqlite or etcd"),
+        }
+    }
+}
+
+/// Builds the lab on SQLite; on any failure tears down what was made and returns the error.
 pub fn up(o: &LabOptions, progress: &mut dyn FnMut(&str)) -> Result<LabInfo> {
+    up_with_store(o, LabStore::Sqlite, progress)
+}
+
+/// Builds the lab with its store in `store`; on any failure tears down what was made.
+pub fn up_with_store(
+    o: &LabOptions,
+    store: LabStore,
+    progress: &mut dyn FnMut(&str),
+) -> Result<LabInfo> {
     crate::validate_lab_name(&o.name)?;
+    if store == LabStore::Etcd && o.nodes.iter().any(|n| n == crate::etcd::ETCD_MEMBER) {
+        bail!("node name \"etcd\" is the lab's etcd member with --store etcd; choose another");
+    }
     if o.nodes.is_empty() {
         bail!("a lab needs at least one node");
     }
@@ -59,9 +92,10 @@ pub fn up(o: &LabOptions, progress: &mut dyn FnMut(&str)) -> Result<LabInfo> {
         config: o.config.clone(),
         created: weft_model::now(),
         status: "creating".into(),
+        etcd: None,
     };
     save(&info)?;
-    match build(o, &mut info, progress) {
+    match build(o, store, &mut info, progress) {
         Ok(()) => {
             info.status = "up".into();
             save(&info)?;
@@ -77,11 +111,13 @@ pub fn up(o: &LabOptions, progress: &mut dyn FnMut(&str)) -> Result<LabInfo> {
     }
 }
 
-fn build(o: &LabOptions, info: &mut LabInfo, progress: &mut dyn FnMut(&str)) -> Result<()> {
+fn build(
+    o: &LabOptions,
+    store: LabStore,
+    info: &mut LabInfo,
+    progress: &mut dyn FnMut(&str),
+) -> Result<()> {
     let lab = &o.name;
-    progress(&format!("creating the store of lab {lab}"));
-    init_store(o)?;
-
     progress("creating the fabric (switch)");
     let fabric_ns = Netns::create_named(&paths::lab_netns(lab, "fabric"))?;
     no_ipv6(&fabric_ns)?;
@@ -90,6 +126,15 @@ fn build(o: &LabOptions, info: &mut LabInfo, progress: &mut dyn FnMut(&str)) -> 
     fabric.set_up(br)?;
 
     let underlay = |a| Ipv4Net::new(a, UNDERLAY_PREFIX).expect("valid prefix");
+    let location = match store {
+        LabStore::Sqlite => paths::lab_store(lab).to_string_lossy().into_owned(),
+        LabStore::Etcd => {
+            progress(&format!("starting etcd ({})", crate::etcd::ETCD_ADDR));
+            crate::etcd::create(&mut fabric, br, lab, info)?
+        }
+    };
+    progress(&format!("creating the store of lab {lab} ({location})"));
+    init_store(o, &location)?;
     progress(&format!(
         "creating the gateway gw ({GW_ADDR}, owning {INTERNET_ADDR})"
     ));
@@ -136,7 +181,7 @@ fn build(o: &LabOptions, info: &mut LabInfo, progress: &mut dyn FnMut(&str)) -> 
 }
 
 /// Creates member `member`'s netns with `eth0` plugged into the switch as `port`.
-fn plug(
+pub(crate) fn plug(
     fabric: &mut Handle,
     br: u32,
     lab: &str,
@@ -180,9 +225,8 @@ fn no_ipv6(ns: &Netns) -> Result<()> {
     Ok(())
 }
 
-fn init_store(o: &LabOptions) -> Result<()> {
-    let path = paths::lab_store(&o.name);
-    let store = weft_store::open(&path.to_string_lossy())?;
+fn init_store(o: &LabOptions, location: &str) -> Result<()> {
+    let store = weft_store::open(location)?;
     let s = store.as_ref();
     weft_store::put_json(s, keys::CONFIG, &o.config)?;
     Ipam::new(s).ensure_pool(&IpPool {
@@ -190,6 +234,7 @@ fn init_store(o: &LabOptions) -> Result<()> {
         cidr: o.config.pool,
         block_size: o.config.block_size,
         disabled: false,
+        strict_affinity: None,
     })?;
     weft_store::put_json(
         s,
@@ -214,7 +259,7 @@ fn init_store(o: &LabOptions) -> Result<()> {
 }
 
 /// Starts `weft agent` for `node` inside its namespace, detached from this process.
-fn spawn_agent(o: &LabOptions, node: &str, ns: &Netns) -> Result<i32> {
+pub(crate) fn spawn_agent(o: &LabOptions, node: &str, ns: &Netns) -> Result<i32> {
     let log_path = paths::node_dir(&o.name, node).join("agent.log");
     let log = File::create(&log_path).with_context(|| format!("create {}", log_path.display()))?;
     let exe = o.weft_exe.to_string_lossy().into_owned();
@@ -224,6 +269,16 @@ fn spawn_agent(o: &LabOptions, node: &str, ns: &Netns) -> Result<i32> {
         .stdout(log.try_clone()?)
         .stderr(log)
         .process_group(0);
+    if let Some(url) = crate::etcd::agent_store_url(&o.name) {
+        // Like an agent on another host: etcd over the underlay, and of the lab's files only
+        // its own node's directory.
+        cmd.env(paths::STORE_ENV, url);
+        crate::isolate::only_own_node_dir(
+            &mut cmd,
+            &paths::lab_dir(&o.name),
+            &paths::node_dir(&o.name, node),
+        )?;
+    }
     let child = cmd
         .spawn()
         .with_context(|| format!("start the agent of node {node}"))?;

@@ -438,8 +438,10 @@ fn agent_alive(pid: i64, lab: &str) -> bool {
 }
 
 fn check_ipam(lab: &str, view: &LabView, report: &mut DoctorReport) -> Result<()> {
-    let store = weft_store::open(&paths::lab_store(lab).to_string_lossy())
-        .with_context(|| format!("open the store of lab {lab}"))?;
+    let location = paths::lab_store_location(lab)
+        .with_context(|| format!("lab {lab:?} has no store; is it up? (weft lab ls)"))?;
+    let store = weft_store::open(&location)
+        .with_context(|| format!("open the store of lab {lab} ({location})"))?;
     // Handles that must keep their addresses: every workload's and every node's tunnel address.
     let live: HashSet<String> = view
         .cluster

@@ -29,15 +29,14 @@ pub struct LabView {
 impl LabView {
     /// Reads the lab's store and its nodes' runtime state. Fails when the lab is not up.
     pub fn open(lab: &str) -> Result<LabView> {
-        let store_path = paths::lab_store(lab);
-        if !store_path.exists() {
+        let Some(location) = paths::lab_store_location(lab) else {
             bail!(
                 "lab {lab:?} is not up (no store at {}); start it with `weft lab up --lab {lab}` or pick one from `weft lab ls`",
-                store_path.display()
+                paths::lab_store(lab).display()
             );
-        }
-        let store = weft_store::open(&store_path.to_string_lossy())
-            .with_context(|| format!("open the store of lab {lab}"))?;
+        };
+        let store = weft_store::open(&location)
+            .with_context(|| format!("open the store of lab {lab} ({location})"))?;
         let cluster = ClusterState::load(store.as_ref())?;
         let config: ClusterConfig = weft_store::get_json(store.as_ref(), keys::CONFIG)?
             .map(|(c, _)| c)

@@ -130,6 +130,10 @@ pub enum Command {
         /// Seconds between full resyncs.
         #[arg(long, default_value_t = 60)]
         resync: u64,
+        /// Run the agent in this process, without the supervisor that restarts it when it
+        /// dies (for service managers that restart it themselves, e.g. systemd).
+        #[arg(long)]
+        no_supervise: bool,
     },
     /// The seeds' experiments, end to end, in a lab of their own.
     Demo {
@@ -147,11 +151,34 @@ pub enum LabCmd {
     Down,
     /// List labs.
     Ls,
+    /// Add or remove a node of a running lab.
+    #[command(subcommand)]
+    Node(LabNodeCmd),
+    /// Stop or start the lab's etcd (`lab up --store etcd`), keeping its data: for fault
+    /// experiments.
+    Etcd {
+        #[arg(value_parser = ["start", "stop"])]
+        action: String,
+    },
     /// Run a command inside a lab member (a node, gw, ext or fabric).
     Exec {
         member: String,
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LabNodeCmd {
+    /// A new node joins: its namespace on the switch, its record in the store, its agent.
+    Add { name: String },
+    /// A node leaves: its agent, containers and namespace go, and the cluster forgets it
+    /// (its blocks are released and every other node drops its routes).
+    Rm {
+        name: String,
+        /// Remove the node's containers with it.
+        #[arg(short, long)]
+        force: bool,
     },
 }
 
@@ -168,6 +195,8 @@ pub struct LabUpArgs {
     pub block_size: u8,
     #[arg(long, default_value = "10.96.0.0/12")]
     pub service_cidr: String,
+    /// Where the cluster's state lives: sqlite (one file) or etcd (an etcd-server of the
+    /// lab's own on its underlay, reached by the agents over the network).
     #[arg(long, default_value = "sqlite")]
     pub store: String,
     /// What denied traffic meets: drop (the sender times out) or reject (ICMP at once).
@@ -307,8 +336,25 @@ pub enum IpamCmd {
     },
     /// Check IPAM consistency.
     Check,
-    /// Release addresses whose workload is gone.
-    Gc,
+    /// Release addresses whose workload is gone, once seen leaked for the grace period.
+    Gc {
+        /// How long an address must have been seen leaked before it is released, e.g. 15m,
+        /// 1h30m, 90s; 0s releases now. Addresses of workloads being created are never released.
+        #[arg(long, default_value = "15m")]
+        grace: String,
+        /// Only report what would be released; record and release nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Set IPAM options (like calicoctl ipam configure).
+    Configure {
+        /// Never borrow addresses from blocks affine to other nodes (true|false).
+        #[arg(long, action = clap::ArgAction::Set, value_name = "true|false")]
+        strict_affinity: bool,
+        /// Set it for this IP pool only (default: cluster-wide).
+        #[arg(long)]
+        pool: Option<String>,
+    },
 }
 
 /// `weft trace FROM TO`.

@@ -3,7 +3,7 @@
 use anyhow::{bail, Result};
 use weft_model::{parse_cidr, ClusterConfig};
 
-use crate::cli::{Format, LabCmd};
+use crate::cli::{Format, LabCmd, LabNodeCmd};
 use crate::output::{emit, Table};
 
 pub(super) fn lab(name: &str, fmt: Format, cmd: LabCmd) -> Result<i32> {
@@ -15,12 +15,7 @@ pub(super) fn lab(name: &str, fmt: Format, cmd: LabCmd) -> Result<i32> {
                 Ok(_) => bail!("--nodes: a lab needs at least one node"),
                 Err(_) => a.nodes.split(',').map(|s| s.trim().to_string()).collect(),
             };
-            if a.store != "sqlite" {
-                bail!(
-                    "--store {}: only the embedded sqlite store is available in this build",
-                    a.store
-                );
-            }
+            let store: weft_lab::LabStore = a.store.parse()?;
             let config = ClusterConfig {
                 pool: parse_cidr("--pool", &a.pool)?,
                 block_size: a.block_size,
@@ -35,13 +30,14 @@ pub(super) fn lab(name: &str, fmt: Format, cmd: LabCmd) -> Result<i32> {
                     config.pool.prefix_len()
                 );
             }
-            let info = weft_lab::up(
+            let info = weft_lab::up_with_store(
                 &weft_lab::LabOptions {
                     name: name.to_string(),
                     nodes,
                     config,
                     weft_exe: std::env::current_exe()?,
                 },
+                store,
                 &mut |m| eprintln!("{m}"),
             )?;
             emit(fmt, &info, || lab_table(std::slice::from_ref(&info)))?;
@@ -57,12 +53,42 @@ pub(super) fn lab(name: &str, fmt: Format, cmd: LabCmd) -> Result<i32> {
             emit(fmt, &labs, || lab_table(&labs))?;
             Ok(0)
         }
+        LabCmd::Etcd { action } => {
+            if action == "stop" {
+                let was = weft_lab::etcd::stop(name)?;
+                eprintln!(
+                    "etcd of lab {name} {}",
+                    if was { "stopped" } else { "was not running" }
+                );
+            } else {
+                let pid = weft_lab::etcd::start(name)?;
+                eprintln!("etcd of lab {name} runs (pid {pid})");
+            }
+            Ok(0)
+        }
         LabCmd::Exec { member, cmd } => weft_lab::exec(name, &member, &cmd),
+        LabCmd::Node(cmd) => {
+            let c = weft_engine::Cluster::open_lab(name)?;
+            let store = c.store.as_ref();
+            let progress = &mut |m: &str| eprintln!("{m}");
+            match cmd {
+                LabNodeCmd::Add { name: node } => {
+                    let exe = std::env::current_exe()?;
+                    let n = weft_lab::node_add(name, &node, store, &exe, progress)?;
+                    eprintln!("node {} joined lab {name} at {}", n.name, n.address);
+                }
+                LabNodeCmd::Rm { name: node, force } => {
+                    weft_lab::node_rm(name, &node, store, force, progress)?;
+                    eprintln!("node {node} left lab {name}");
+                }
+            }
+            Ok(0)
+        }
     }
 }
 
 fn lab_table(labs: &[weft_lab::LabInfo]) -> Table {
-    let mut t = Table::new(&["LAB", "STATUS", "NODES", "POOL", "ENCAP"]);
+    let mut t = Table::new(&["LAB", "STATUS", "NODES", "POOL", "ENCAP", "STORE"]);
     for l in labs {
         let nodes: Vec<String> = l
             .nodes
@@ -75,6 +101,11 @@ fn lab_table(labs: &[weft_lab::LabInfo]) -> Table {
             nodes.join(","),
             l.config.pool.to_string(),
             format!("{:?}", l.config.encap).to_lowercase(),
+            match &l.etcd {
+                Some(e) if e.pid.is_some() => format!("etcd({})", e.address),
+                Some(e) => format!("etcd({}, stopped)", e.address),
+                None => "sqlite".into(),
+            },
         ]);
     }
     t

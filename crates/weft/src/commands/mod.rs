@@ -27,29 +27,10 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             crate::demo::run(keep)
         }
         Command::Lab(cmd) => lab::lab(&cli.lab, fmt, cmd),
-        Command::Agent { resync } => {
-            weft_engine::require_root()?;
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
-                        .unwrap_or_else(|_| "info".into()),
-                )
-                .with_ansi(false)
-                .init();
-            let c = Cluster::open_lab(&cli.lab)?;
-            let node = cli.node.context("weft agent needs --node NODE")?;
-            // The node daemon: the agent, and beside it the node's name server.
-            let store: std::sync::Arc<dyn weft_store::Store> = std::sync::Arc::from(c.store);
-            let _dns = node::start_dns(&store, &node);
-            weft_agent::run(
-                store,
-                &weft_agent::AgentOptions {
-                    node,
-                    resync: Duration::from_secs(resync),
-                },
-            )?;
-            Ok(0)
-        }
+        Command::Agent {
+            resync,
+            no_supervise,
+        } => node::agent(&cli.lab, cli.node, resync, no_supervise),
         Command::Image(cmd) => image::image(fmt, cmd),
         Command::Install { dir } => {
             let exe = std::env::current_exe()?;

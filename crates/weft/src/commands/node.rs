@@ -1,10 +1,55 @@
-//! The node daemon's companions started by `weft agent`.
+//! `weft agent`: the node daemon (supervised, or the worker itself), and its companions.
 
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use weft_engine::Cluster;
 use weft_model::keys;
+
+/// `weft agent [--no-supervise]`: by default a supervisor that runs this same command with
+/// `--no-supervise` as its worker and restarts it when it dies; the worker is the agent and,
+/// beside it, the node's name server.
+pub(super) fn agent(
+    lab: &str,
+    node: Option<String>,
+    resync: u64,
+    no_supervise: bool,
+) -> Result<i32> {
+    weft_engine::require_root()?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_ansi(false)
+        .init();
+    let node = node.context("weft agent needs --node NODE")?;
+    if !no_supervise {
+        let mut args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+        args.push("--no-supervise".into());
+        return weft_agent::supervise::supervise(&weft_agent::supervise::SuperviseOptions {
+            program: std::env::current_exe()?,
+            args,
+            pid_file: Some(weft_lab::agent_pid_file(lab, &node)),
+            backoff: Default::default(),
+        });
+    }
+    let c = Cluster::open_lab(lab)?;
+    let store: std::sync::Arc<dyn weft_store::Store> = std::sync::Arc::from(c.store);
+    let _dns = start_dns(&store, &node);
+    weft_agent::run(
+        store,
+        &weft_agent::AgentOptions {
+            node,
+            resync: Duration::from_secs(resync),
+        },
+    )?;
+    Ok(0)
+}
 
 /// The node's name server for its workloads, on the node's address, port 53. A failure to
 /// start it is reported, not fatal: routing and policy still work without names.
-pub(super) fn start_dns(
+fn start_dns(
     store: &std::sync::Arc<dyn weft_store::Store>,
     node: &str,
 ) -> Option<weft_dns::Server> {

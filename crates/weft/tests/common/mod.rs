@@ -205,3 +205,39 @@ pub fn web_endpoints_and_client(lab: &Lab, net: &str) {
         "600",
     ]);
 }
+
+/// A ping running in the background from container `from` to `to`: `count` packets, one every
+/// 0.2 s (a probe that counts what a fault loses).
+pub fn start_ping(lab: &Lab, from: &str, to: &str, count: u32) -> std::process::Child {
+    weft_cmd()
+        .args([
+            "--lab", &lab.name, "exec", from, "ping", "-i", "0.2", "-W", "1", "-c",
+        ])
+        .arg(count.to_string())
+        .arg(to)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start ping")
+}
+
+/// (transmitted, received) of a finished [`start_ping`].
+pub fn ping_counts(child: std::process::Child) -> (u32, u32) {
+    let out = child.wait_with_output().expect("wait for ping");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or_else(|| {
+            panic!(
+                "no ping statistics: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let words: Vec<&str> = line.split([' ', ',']).filter(|w| !w.is_empty()).collect();
+    let num = |word: &str| -> u32 {
+        let i = words.iter().position(|w| *w == word).expect(word);
+        words[i - 1].parse().expect("a count")
+    };
+    (num("packets"), num("received"))
+}
