@@ -4,6 +4,7 @@
 //! plans the node's routes and applies the difference. It also resyncs periodically so that a
 //! route removed by hand comes back (slowly enough that an experiment can observe the breakage).
 
+pub mod config;
 pub mod supervise;
 
 use std::sync::Arc;

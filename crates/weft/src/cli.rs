@@ -127,9 +127,17 @@ pub enum Command {
     },
     /// The node daemon (a lab starts one per node).
     Agent {
-        /// Seconds between full resyncs.
-        #[arg(long, default_value_t = 60)]
-        resync: u64,
+        /// Seconds between full resyncs [default: 60, or `resync` of the configuration file].
+        #[arg(long)]
+        resync: Option<u64>,
+        /// The store: `etcd://HOST:PORT[,HOST:PORT]` or `sqlite:///path` [default: the
+        /// configuration file's `store`, else the lab's own].
+        #[arg(long, env = "WEFT_STORE")]
+        store: Option<String>,
+        /// Configuration file (YAML: store, cluster, node, resync) [default: /etc/weft/agent.yaml
+        /// when it exists]. Flags and environment variables win over it.
+        #[arg(long, env = "WEFT_CONFIG")]
+        config: Option<std::path::PathBuf>,
         /// Run the agent in this process, without the supervisor that restarts it when it
         /// dies (for service managers that restart it themselves, e.g. systemd).
         #[arg(long)]

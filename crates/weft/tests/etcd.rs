@@ -176,3 +176,53 @@ fn etcd_stopped_traffic_flows_run_fails_clearly_and_all_recovers() {
     let ps = lab.ok(&["ps"]);
     assert_eq!(ps.lines().count(), 4, "{ps}");
 }
+
+/// `weft agent` takes its store, cluster and node from a configuration file when the command
+/// line does not say, and refuses a missing file or an unknown key by name.
+#[test]
+fn agent_configuration_file_is_read_and_checked() {
+    if !can_run() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("missing.yaml");
+    let r = common::weft_cmd()
+        .args(["agent", "--no-supervise", "--config"])
+        .arg(&missing)
+        .output()
+        .expect("run weft agent");
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success() && err.contains("missing.yaml"), "{err}");
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "stor: etcd://127.0.0.1:1\n").unwrap();
+    let r = common::weft_cmd()
+        .args(["agent", "--no-supervise", "--config"])
+        .arg(&bad)
+        .output()
+        .expect("run weft agent");
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        !r.status.success() && err.contains("unknown field `stor`"),
+        "{err}"
+    );
+
+    // The file's store is used: an etcd that is not there is named in the error.
+    let good = dir.path().join("agent.yaml");
+    std::fs::write(
+        &good,
+        "store: etcd://127.0.0.1:9\ncluster: nowhere\nnode: n1\nresync: 5\n",
+    )
+    .unwrap();
+    let r = common::weft_cmd()
+        .args(["agent", "--no-supervise", "--config"])
+        .arg(&good)
+        .env_remove("WEFT_STORE")
+        .output()
+        .expect("run weft agent");
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        !r.status.success() && err.contains("etcd://127.0.0.1:9"),
+        "{err}"
+    );
+}

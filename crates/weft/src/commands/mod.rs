@@ -29,8 +29,26 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Lab(cmd) => lab::lab(&cli.lab, fmt, cmd),
         Command::Agent {
             resync,
+            store,
+            config,
             no_supervise,
-        } => node::agent(&cli.lab, cli.node, resync, no_supervise),
+        } => {
+            // The lab flag counts as given when it differs from its default or comes from
+            // the environment; otherwise the configuration file's cluster applies.
+            let lab_given = cli.lab != "default"
+                || std::env::var_os("WEFT_LAB").is_some()
+                || std::env::args().any(|a| a == "--lab" || a.starts_with("--lab="));
+            node::agent(
+                node::AgentArgs {
+                    lab: lab_given.then(|| cli.lab.clone()),
+                    node: cli.node,
+                    resync,
+                    store,
+                    config,
+                },
+                no_supervise,
+            )
+        }
         Command::Image(cmd) => image::image(fmt, cmd),
         Command::Install { dir } => {
             let exe = std::env::current_exe()?;
