@@ -1,33 +1,14 @@
 //! Borrowing from other nodes' blocks, strict affinity, and gc with a grace period.
 
+mod common;
+
 use std::collections::{BTreeSet, HashSet};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use weft_ipam::{keys, Creator, Error, GcOptions, GcReport, Handle, IpPool, Ipam};
-use weft_store::{get_json, put_json, SqliteStore, Store};
-
-fn setup(cidr: &str, block: u8) -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let s = SqliteStore::open(dir.path().join("ipam.db")).expect("open store");
-    let mut pool = IpPool::new("p", cidr.parse().unwrap());
-    pool.block_size = block;
-    Ipam::new(&s).ensure_pool(&pool).unwrap();
-    (dir, s)
-}
-
-/// Makes the handle look created by a process that has died (as after a SIGKILL).
-fn abandon(s: &dyn Store, id: &str) {
-    let (mut h, _) = get_json::<Handle>(s, &keys::handle(id))
-        .unwrap()
-        .expect("handle");
-    let me = h.creator.clone().expect("allocate records its creator");
-    h.creator = Some(Creator {
-        start: me.start + 1,
-        ..me
-    });
-    put_json(s, &keys::handle(id), &h).unwrap();
-}
+use common::{abandon, setup};
+use weft_ipam::{keys, Creator, Error, GcOptions, GcReport, Handle, Ipam};
+use weft_store::{get_json, put_json, Store};
 
 fn gc(s: &dyn Store, grace: Duration, dry_run: bool, live: &[&str]) -> GcReport {
     let live: HashSet<String> = live.iter().map(|h| h.to_string()).collect();

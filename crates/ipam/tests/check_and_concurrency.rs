@@ -1,11 +1,14 @@
 //! `check` finds each kind of problem, `gc` repairs leaks, and many writers at once.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use std::time::Duration;
 
-use weft_ipam::{keys, Block, Creator, GcOptions, Handle, IpPool, Ipam, Problem};
+use common::abandon;
+use weft_ipam::{keys, Block, GcOptions, Handle, IpPool, Ipam, Problem};
 use weft_store::{put_json, SqliteStore, Store};
 
 fn setup() -> (tempfile::TempDir, SqliteStore) {
@@ -43,19 +46,6 @@ fn write_handle(s: &dyn Store, id: &str, node: &str, addrs: &[&str]) {
         created: 0,
         creator: None,
     };
-    put_json(s, &keys::handle(id), &h).unwrap();
-}
-
-/// Makes the handle look created by a process that has died (as after a SIGKILL).
-fn abandon(s: &dyn Store, id: &str) {
-    let (mut h, _) = weft_store::get_json::<Handle>(s, &keys::handle(id))
-        .unwrap()
-        .expect("handle");
-    let me = h.creator.clone().expect("allocate records its creator");
-    h.creator = Some(Creator {
-        start: me.start + 1,
-        ..me
-    });
     put_json(s, &keys::handle(id), &h).unwrap();
 }
 

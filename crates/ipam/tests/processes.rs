@@ -4,6 +4,8 @@
 //! The test binary runs itself as the child processes (the `child` test does the work when
 //! `WEFT_IPAM_CHILD` is set, and nothing otherwise).
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Write;
 use std::net::Ipv4Addr;
@@ -11,7 +13,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use weft_ipam::{Error, GcOptions, IpPool, Ipam};
+use common::setup;
+use weft_ipam::{Error, GcOptions, Ipam};
 use weft_store::SqliteStore;
 
 const CHILD_ENV: &str = "WEFT_IPAM_CHILD";
@@ -81,15 +84,6 @@ fn read_out(dir: &Path, prefix: &str) -> Vec<(String, String)> {
         .filter_map(|l| l.split_once(' '))
         .map(|(a, h)| (a.to_string(), h.to_string()))
         .collect()
-}
-
-fn setup(cidr: &str, block: u8) -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let s = SqliteStore::open(dir.path().join("ipam.db")).expect("open store");
-    let mut pool = IpPool::new("p", cidr.parse().unwrap());
-    pool.block_size = block;
-    Ipam::new(&s).ensure_pool(&pool).unwrap();
-    (dir, s)
 }
 
 fn nodes(n: usize) -> Vec<String> {
