@@ -362,6 +362,19 @@ pub fn run(c: &Cluster, node: &NodeRef, o: &RunOptions) -> Result<RunOutcome> {
     Ok(RunOutcome { view, exit_code })
 }
 
+/// Waits until every node's agent has programmed its node from the last change of the cluster's
+/// desired state or later (what a script waits for after `weft apply` before it relies on the
+/// change). Agents report the revision of the last change under `/weft/` they planned from; the
+/// store's own revision also counts their status writes, which they never plan from.
+pub fn wait_for_agents(c: &Cluster) -> Result<()> {
+    let (kvs, _) = c.store.list("/weft/")?;
+    let revision = kvs.iter().map(|kv| kv.mod_revision).max().unwrap_or(0);
+    for n in c.nodes()? {
+        wait_for_agent(c, &n.name, revision);
+    }
+    Ok(())
+}
+
 /// Waits until the node's agent has programmed the node from `revision` or later, so the new
 /// workload's rules are in the kernel when it starts. An agent that does not answer in time
 /// gets a warning, not a failure: the workload runs, fail-closed, until its agent catches up.

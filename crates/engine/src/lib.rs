@@ -12,7 +12,8 @@ mod view;
 
 pub use cluster::{require_root, Cluster, NodeRef};
 pub use container::{
-    exec, inspect, kill, logs, ps, remove, run, stats, stop, RunOptions, RunOutcome,
+    exec, inspect, kill, logs, ps, remove, run, stats, stop, wait_for_agents, RunOptions,
+    RunOutcome,
 };
 pub use network::{create_network, inspect_network, list_networks, remove_network, NetworkOptions};
 pub use view::{ContainerView, State};

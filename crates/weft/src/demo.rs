@@ -40,6 +40,9 @@ impl Demo {
 
     /// An experiment: a command whose success or failure is the result.
     fn check(&mut self, name: &str, detail: &str, expect_ok: bool, args: &[&str]) -> Result<()> {
+        // As a script would: the agents first program what was just applied or started.
+        let c = weft_engine::Cluster::open_lab(LAB)?;
+        weft_engine::wait_for_agents(&c)?;
         let ok = self.weft(args)?.status.success();
         self.results
             .push((name.into(), detail.into(), expect_ok, ok));
