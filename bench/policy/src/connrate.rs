@@ -4,7 +4,6 @@
 
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -44,23 +43,6 @@ pub fn serve(ns: &Netns) -> Result<()> {
     Ok(())
 }
 
-fn linger0(s: &TcpStream) {
-    let l = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: a valid socket and a properly sized option value.
-    unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            &l as *const libc::linger as *const libc::c_void,
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
-}
-
 /// What one measurement saw.
 pub struct Rate {
     pub per_second: f64,
@@ -77,7 +59,7 @@ pub fn measure(ns: &Netns, to: Ipv4Addr, secs: f64) -> Result<Rate> {
         while Instant::now() < end {
             match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
                 Ok(s) => {
-                    linger0(&s);
+                    weft_bench_common::reset_on_close(&s);
                     ok += 1;
                 }
                 Err(_) => failed += 1,
@@ -99,7 +81,7 @@ pub fn check(ns: &Netns, to: Ipv4Addr) -> Result<()> {
             .with_context(|| {
             format!("c1 cannot reach {to}:{PORT}, which the policies allow")
         })?;
-        linger0(&s);
+        weft_bench_common::reset_on_close(&s);
         match TcpStream::connect_timeout(
             &SocketAddr::from((to, DENIED_PORT)),
             Duration::from_millis(300),

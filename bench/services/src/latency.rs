@@ -6,28 +6,10 @@
 
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use weft_netlink::Netns;
-
-fn linger0(s: &TcpStream) {
-    let l = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: a valid socket and a properly sized option value.
-    unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            &l as *const libc::linger as *const libc::c_void,
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
-}
 
 /// One connection: connect, read the first byte (which endpoint answered), reset.
 fn once(to: SocketAddr, timeout: Duration) -> std::io::Result<(Duration, u8)> {
@@ -37,7 +19,7 @@ fn once(to: SocketAddr, timeout: Duration) -> std::io::Result<(Duration, u8)> {
     let mut b = [0u8; 1];
     s.read_exact(&mut b)?;
     let d = t.elapsed();
-    linger0(&s);
+    weft_bench_common::reset_on_close(&s);
     Ok((d, b[0]))
 }
 
