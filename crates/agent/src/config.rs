@@ -10,6 +10,7 @@
 //! ```
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
@@ -17,7 +18,7 @@ use serde::Deserialize;
 /// Where the file is looked for when `--config` and `$WEFT_CONFIG` do not name one.
 pub const DEFAULT_PATH: &str = "/etc/weft/agent.yaml";
 
-/// The settings of the file; every one is optional.
+/// The settings of the file (or of the command line); every one is optional.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
@@ -56,6 +57,24 @@ impl AgentConfig {
         })
     }
 
+    /// The settings to run with: these (the command line's), what they leave open taken from
+    /// `file`, then the defaults (cluster `default`, resync 60 s, the cluster's own store). The
+    /// node has no default.
+    pub fn resolve(self, file: AgentConfig) -> Result<Settings> {
+        Ok(Settings {
+            cluster: self
+                .cluster
+                .or(file.cluster)
+                .unwrap_or_else(|| "default".into()),
+            node: self
+                .node
+                .or(file.node)
+                .context("weft agent needs --node NODE (or `node:` in its configuration file)")?,
+            resync: Duration::from_secs(self.resync.or(file.resync).unwrap_or(60)),
+            store: self.store.or(file.store),
+        })
+    }
+
     /// Parses the file's text.
     pub fn parse(text: &str) -> Result<AgentConfig> {
         if text.trim().is_empty() {
@@ -63,6 +82,16 @@ impl AgentConfig {
         }
         Ok(serde_yaml_ng::from_str(text)?)
     }
+}
+
+/// What the agent runs with, once the command line, the file and the defaults are merged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub cluster: String,
+    pub node: String,
+    pub resync: Duration,
+    /// `None`: the cluster's own store (a lab's).
+    pub store: Option<String>,
 }
 
 #[cfg(test)]
@@ -89,6 +118,38 @@ mod tests {
             "{err:#}"
         );
         assert_eq!(AgentConfig::parse("\n").unwrap(), AgentConfig::default());
+    }
+
+    #[test]
+    fn the_command_line_wins_over_the_file_and_the_file_over_the_defaults() {
+        let file =
+            AgentConfig::parse("store: etcd://f:2379\ncluster: prod\nnode: n-file\nresync: 30\n")
+                .unwrap();
+        let flags = AgentConfig {
+            node: Some("n-flag".into()),
+            ..AgentConfig::default()
+        };
+        let s = flags.resolve(file).unwrap();
+        assert_eq!(s.node, "n-flag");
+        assert_eq!(
+            (s.cluster.as_str(), s.resync),
+            ("prod", Duration::from_secs(30))
+        );
+        assert_eq!(s.store.as_deref(), Some("etcd://f:2379"));
+        let s = AgentConfig {
+            node: Some("n".into()),
+            ..AgentConfig::default()
+        }
+        .resolve(AgentConfig::default())
+        .unwrap();
+        assert_eq!(
+            (s.cluster.as_str(), s.resync, s.store),
+            ("default", Duration::from_secs(60), None)
+        );
+        let err = AgentConfig::default()
+            .resolve(AgentConfig::default())
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("--node"), "{err:#}");
     }
 
     #[test]

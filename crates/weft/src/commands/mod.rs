@@ -38,16 +38,13 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             let lab_given = cli.lab != "default"
                 || std::env::var_os("WEFT_LAB").is_some()
                 || std::env::args().any(|a| a == "--lab" || a.starts_with("--lab="));
-            node::agent(
-                node::AgentArgs {
-                    lab: lab_given.then(|| cli.lab.clone()),
-                    node: cli.node,
-                    resync,
-                    store,
-                    config,
-                },
-                no_supervise,
-            )
+            let given = weft_agent::config::AgentConfig {
+                store,
+                cluster: lab_given.then(|| cli.lab.clone()),
+                node: cli.node,
+                resync,
+            };
+            node::agent(given, config.as_deref(), no_supervise)
         }
         Command::Image(cmd) => image::image(fmt, cmd),
         Command::Install { dir } => {

@@ -1,24 +1,18 @@
 //! `weft agent`: the node daemon (supervised, or the worker itself), and its companions.
 
-use std::time::Duration;
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 use weft_engine::Cluster;
 use weft_model::keys;
 
 /// `weft agent [--no-supervise]`: by default a supervisor that runs this same command with
 /// `--no-supervise` as its worker and restarts it when it dies; the worker is the agent and,
-/// beside it, the node's name server.
-/// What `weft agent` was given on its command line (and environment).
-pub(super) struct AgentArgs {
-    pub lab: Option<String>,
-    pub node: Option<String>,
-    pub resync: Option<u64>,
-    pub store: Option<String>,
-    pub config: Option<std::path::PathBuf>,
-}
-
-pub(super) fn agent(a: AgentArgs, no_supervise: bool) -> Result<i32> {
+/// beside it, the node's name server. `given` holds the command line's settings; the
+/// configuration file (`config`, or the default one) fills the rest.
+pub(super) fn agent(
+    given: weft_agent::config::AgentConfig,
+    config: Option<&std::path::Path>,
+    no_supervise: bool,
+) -> Result<i32> {
     weft_engine::require_root()?;
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -27,16 +21,9 @@ pub(super) fn agent(a: AgentArgs, no_supervise: bool) -> Result<i32> {
         )
         .with_ansi(false)
         .init();
-    // Flags and environment first, then the configuration file, then the defaults.
-    let file = weft_agent::config::AgentConfig::load(a.config.as_deref())?;
-    let lab = a.lab.or(file.cluster).unwrap_or_else(|| "default".into());
-    let node = a
-        .node
-        .or(file.node)
-        .context("weft agent needs --node NODE (or `node:` in its configuration file)")?;
-    let resync = a.resync.or(file.resync).unwrap_or(60);
-    if let Some(url) = a.store.or(file.store) {
-        // Every opener of the lab's store (and the supervised worker) reads it from here.
+    let s = given.resolve(weft_agent::config::AgentConfig::load(config)?)?;
+    if let Some(url) = &s.store {
+        // Every opener of the cluster's store (and the supervised worker) reads it from here.
         std::env::set_var(weft_model::paths::STORE_ENV, url);
     }
     if !no_supervise {
@@ -45,18 +32,18 @@ pub(super) fn agent(a: AgentArgs, no_supervise: bool) -> Result<i32> {
         return weft_agent::supervise::supervise(&weft_agent::supervise::SuperviseOptions {
             program: std::env::current_exe()?,
             args,
-            pid_file: Some(weft_lab::agent_pid_file(&lab, &node)),
+            pid_file: Some(weft_lab::agent_pid_file(&s.cluster, &s.node)),
             backoff: Default::default(),
         });
     }
-    let c = Cluster::open_lab(&lab)?;
+    let c = Cluster::open_lab(&s.cluster)?;
     let store: std::sync::Arc<dyn weft_store::Store> = std::sync::Arc::from(c.store);
-    let _dns = start_dns(&store, &node);
+    let _dns = start_dns(&store, &s.node);
     weft_agent::run(
         store,
         &weft_agent::AgentOptions {
-            node,
-            resync: Duration::from_secs(resync),
+            node: s.node,
+            resync: s.resync,
         },
     )?;
     Ok(0)
