@@ -14,6 +14,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/iperf_lib.sh
+. "$root/bench/iperf_lib.sh"
 rounds=${1:-5}
 secs=${2:-3}
 
@@ -61,19 +63,8 @@ subnet="${srv_ip%.*}.0/24"
 w lab exec ext -- ip route add "$subnet" via 198.51.100.11 >/dev/null
 
 # The anchor: a bare veth pair between two namespaces.
-ip netns add "$ns_a"
-ip netns add "$ns_b"
-ip -n "$ns_a" link add veth-a type veth peer name veth-b netns "$ns_b"
-ip -n "$ns_a" addr add 10.99.0.1/24 dev veth-a
-ip -n "$ns_b" addr add 10.99.0.2/24 dev veth-b
-ip -n "$ns_a" link set veth-a up
-ip -n "$ns_b" link set veth-b up
-ip -n "$ns_a" link set lo up
-ip -n "$ns_b" link set lo up
+veth_anchor
 ip netns exec "$ns_b" "$iperf" -s -D -1 >/dev/null 2>&1 || true
-
-# Mbit/s received, from iperf3's text output.
-mbps() { awk '/receiver/ { for (i = 1; i <= NF; i++) if ($i == "Mbits/sec") print $(i-1) }' | tail -1; }
 
 measure() {
     case $1 in
@@ -84,37 +75,13 @@ measure() {
             sleep 0.3
             nsenter --net="$cli_net" "$iperf" -c "$peer_ip" -p 5202 -t "$secs" -f m | mbps ;;
         bridge-exec) w exec cli iperf3 -c "$peer_ip" -p 5201 -t "$secs" -f m | mbps ;;
-        veth)
-            ip netns exec "$ns_b" "$iperf" -s -D -1 >/dev/null 2>&1 || true
-            sleep 0.3
-            ip netns exec "$ns_a" "$iperf" -c 10.99.0.2 -t "$secs" -f m | mbps ;;
+        veth) veth_measure ;;
     esac
 }
 
 variants=(published direct bridge veth bridge-exec)
-declare -A results
-for ((r = 0; r < rounds; r++)); do
-    for ((k = 0; k < ${#variants[@]}; k++)); do
-        v=${variants[$(((k + r) % ${#variants[@]}))]}
-        x=$(measure "$v")
-        [ -n "$x" ] || { echo "bridge.sh: $v gave no result" >&2; exit 1; }
-        results[$v]="${results[$v]:-} $x"
-        echo "round $((r + 1)) $v $x Mbit/s" >&2
-    done
-done
-
-stats() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.0f %.0f %.0f", a[1], m, a[NR]}'; }
-
-echo
-echo "machine: $(nproc) CPU, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -sr)"
-echo "iperf3 TCP, 1 stream, ${secs}s x $rounds rounds, Mbit/s received"
-printf '%-12s %10s %10s %10s\n' variant min median max
-declare -A med
-for v in "${variants[@]}"; do
-    read -r lo md hi <<<"$(echo "${results[$v]}" | stats)"
-    med[$v]=$md
-    printf '%-12s %10s %10s %10s\n' "$v" "$lo" "$md" "$hi"
-done
+run_rounds bridge.sh
+print_table 12
 awk -v p="${med[published]}" -v d="${med[direct]}" -v b="${med[bridge]}" -v e="${med[veth]}" 'BEGIN {
     printf "published / direct = %.3f (goal >= 0.95)\n", p / d
     printf "bridge / veth      = %.3f (goal >= 0.90)\n", b / e

@@ -12,6 +12,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/iperf_lib.sh
+. "$root/bench/iperf_lib.sh"
 rounds=${1:-5}
 secs=${2:-3}
 
@@ -61,18 +63,7 @@ for v in vxlan direct; do
 done
 
 # The anchor: a bare veth pair between two namespaces.
-ip netns add "$ns_a"
-ip netns add "$ns_b"
-ip -n "$ns_a" link add veth-a type veth peer name veth-b netns "$ns_b"
-ip -n "$ns_a" addr add 10.99.0.1/24 dev veth-a
-ip -n "$ns_b" addr add 10.99.0.2/24 dev veth-b
-ip -n "$ns_a" link set veth-a up
-ip -n "$ns_b" link set veth-b up
-ip -n "$ns_a" link set lo up
-ip -n "$ns_b" link set lo up
-
-# Mbit/s received, from iperf3's text output.
-mbps() { awk '/receiver/ { for (i = 1; i <= NF; i++) if ($i == "Mbits/sec") print $(i-1) }' | tail -1; }
+veth_anchor
 
 measure() {
     case $1 in
@@ -80,37 +71,13 @@ measure() {
             nsenter --net="${srv_net[$1]}" "$iperf" -s -D -1 >/dev/null 2>&1 || true
             sleep 0.3
             nsenter --net="${cli_net[$1]}" "$iperf" -c "${srv_ip[$1]}" -t "$secs" -f m | mbps ;;
-        veth)
-            ip netns exec "$ns_b" "$iperf" -s -D -1 >/dev/null 2>&1 || true
-            sleep 0.3
-            ip netns exec "$ns_a" "$iperf" -c 10.99.0.2 -t "$secs" -f m | mbps ;;
+        veth) veth_measure ;;
     esac
 }
 
 variants=(vxlan direct veth)
-declare -A results
-for ((r = 0; r < rounds; r++)); do
-    for ((k = 0; k < ${#variants[@]}; k++)); do
-        v=${variants[$(((k + r) % ${#variants[@]}))]}
-        x=$(measure "$v")
-        [ -n "$x" ] || { echo "vxlan.sh: $v gave no result" >&2; exit 1; }
-        results[$v]="${results[$v]:-} $x"
-        echo "round $((r + 1)) $v $x Mbit/s" >&2
-    done
-done
-
-stats() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.0f %.0f %.0f", a[1], m, a[NR]}'; }
-
-echo
-echo "machine: $(nproc) CPU, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -sr)"
-echo "iperf3 TCP, 1 stream, ${secs}s x $rounds rounds, Mbit/s received"
-printf '%-8s %10s %10s %10s\n' variant min median max
-declare -A med
-for v in "${variants[@]}"; do
-    read -r lo md hi <<<"$(echo "${results[$v]}" | stats)"
-    med[$v]=$md
-    printf '%-8s %10s %10s %10s\n' "$v" "$lo" "$md" "$hi"
-done
+run_rounds vxlan.sh
+print_table 8
 awk -v x="${med[vxlan]}" -v d="${med[direct]}" -v e="${med[veth]}" 'BEGIN {
     printf "vxlan / direct = %.3f (goal >= 0.70)\n", x / d
     printf "direct / veth  = %.3f\n", d / e
