@@ -552,14 +552,20 @@ pub fn remove(c: &Cluster, name: &str, force: bool) -> Result<()> {
             let mut h = Handle::in_netns(&ns)?;
             endpoint::detach(&mut h, &w.host_iface)?;
         }
-        Ipam::new(c.store.as_ref())
-            .release(&w.ipam_handle())
-            .with_context(|| format!("release the address of {name}"))?;
     }
     crate::bridge_net::release_ports(c, &crate::bridge_net::ports_of(c, &w.node, &w.name)?);
     std::fs::remove_dir_all(paths::bundles_dir(&c.lab, &w.node).join(&w.id))
         .or_else(ignore_missing)
         .with_context(|| format!("remove the bundle of {name}"))?;
+    // The record goes before its address: released first, the address could be handed to a
+    // new container while this record still claims it (two workloads, one address, for the
+    // agents). Interrupted between the two, the address is only leaked, and `weft ipam gc`
+    // returns a handle whose workload is gone.
     weft_store::delete(c.store.as_ref(), &keys::workload(name))?;
+    if !w.host_iface.is_empty() {
+        Ipam::new(c.store.as_ref())
+            .release(&w.ipam_handle())
+            .with_context(|| format!("release the address of {name}"))?;
+    }
     Ok(())
 }
