@@ -238,13 +238,21 @@ fn order_pass_and_log() {
         )
     };
     assert!(lab.apply(&yaml(10, 20)).ok());
+    // pod1 and pod2 reach nginx before the policies too (the profile allows the network):
+    // first wait for the agent to program them, seen by the Log rule in the kernel.
+    let log_rule = || {
+        lab.on("n1", &["nft", "list", "table", "inet", "weft"])
+            .contains("log prefix \"weft log-all \"")
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), log_rule),
+        "log-all's Log rule is programmed"
+    );
     until(&lab, true, || reaches(&lab, "pod1", &ip, 80));
     assert!(
         reaches(&lab, "pod2", &ip, 80),
         "Pass skips deny-all: the profile allows the same network"
     );
-    let table = lab.on("n1", &["nft", "list", "table", "inet", "weft"]);
-    assert!(table.contains("log prefix \"weft log-all \""), "{table}");
     // deny-all first: pod1's allow comes too late.
     assert!(lab.apply(&yaml(30, 20)).ok());
     until(&lab, false, || reaches(&lab, "pod1", &ip, 80));
