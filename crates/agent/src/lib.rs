@@ -16,7 +16,7 @@ use weft_dataplane::{
     apply, owned_routes, plan, rules, vxlan, ClusterState, PlanInput, StateCache,
 };
 use weft_ipam::Ipam;
-use weft_model::{keys, AgentStatus, ClusterConfig, Encap, Node, DEFAULT_POOL, VXLAN_DEVICE};
+use weft_model::{keys, AgentStatus, ClusterConfig, Node, VXLAN_DEVICE};
 use weft_netlink::Handle;
 use weft_nft::{Backend, NetlinkBackend};
 use weft_store::{Store, Watch};
@@ -273,8 +273,11 @@ fn reconcile_once(
     let cfg: ClusterConfig = weft_store::get_json(store, keys::CONFIG)?
         .map(|(c, _)| c)
         .unwrap_or_default();
-    if cfg.encap == Encap::Vxlan {
-        ensure_vxlan(store, h, node)?;
+    // The VXLAN device exists when any pool may encapsulate (its own vxlanMode, or the
+    // cluster's default).
+    let pools = Ipam::new(store).pools()?;
+    if vxlan::device_needed(&pools, cfg.encap) {
+        ensure_vxlan(store, h, node, &vxlan::tunnel_pool(&pools, cfg.encap))?;
     }
     // Order matters: routes, then the store, then links (see `owned_routes`).
     let current = owned_routes(h)?;
@@ -306,14 +309,12 @@ fn reconcile_once(
     for w in &p.warnings {
         warn!("{w}");
     }
-    if cfg.encap == Encap::Vxlan {
-        if let Some(dev) = ifindex(VXLAN_DEVICE) {
-            let (peers, warnings) = vxlan::peers(node, &state.nodes);
-            for w in &warnings {
-                warn!("{w}");
-            }
-            vxlan::apply_peers(h, dev, &peers)?;
+    if let Some(dev) = ifindex(VXLAN_DEVICE) {
+        let (peers, warnings) = vxlan::peers(node, &state.nodes);
+        for w in &warnings {
+            warn!("{w}");
         }
+        vxlan::apply_peers(h, dev, &peers)?;
     }
     for w in &state.warnings {
         warn!("{w}");
@@ -333,8 +334,9 @@ fn reconcile_once(
 }
 
 /// VXLAN mode: the node's tunnel address (the first address of its first block, held by the
-/// handle `vxlan-tunnel-addr-<node>`), its device MAC in the node record, and the device itself.
-fn ensure_vxlan(store: &dyn Store, h: &mut Handle, node: &str) -> Result<()> {
+/// handle `vxlan-tunnel-addr-<node>`, taken from `pool`), its device MAC in the node record, and
+/// the device itself.
+fn ensure_vxlan(store: &dyn Store, h: &mut Handle, node: &str, pool: &str) -> Result<()> {
     let key = keys::node(node);
     let (me, _) = weft_store::get_json::<Node>(store, &key)?
         .with_context(|| format!("node {node} is not in the store"))?;
@@ -349,7 +351,7 @@ fn ensure_vxlan(store: &dyn Store, h: &mut Handle, node: &str) -> Result<()> {
         {
             Some(ip) => ip,
             None => ipam
-                .allocate(&handle, node, DEFAULT_POOL, None)
+                .allocate(&handle, node, pool, None)
                 .context("allocate the node's tunnel address")?,
         };
         let mac = weft_netlink::format_mac(&weft_model::vxlan_mac_for(node));

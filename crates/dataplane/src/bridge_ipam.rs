@@ -170,6 +170,7 @@ mod tests {
             block_size: 24,
             disabled: false,
             strict_affinity: None,
+            vxlan_mode: None,
         };
         Ipam::new(store).ensure_pool(&pool).unwrap();
         Network {

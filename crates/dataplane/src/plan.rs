@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 
 use anyhow::{Context, Result};
 use ipnet::Ipv4Net;
-use weft_model::{Encap, ROUTE_PROTO, VXLAN_DEVICE};
+use weft_model::{Encap, VxlanMode, ROUTE_PROTO, VXLAN_DEVICE};
 use weft_netlink::{Handle, Route, RouteKind};
 
 use crate::ClusterState;
@@ -14,6 +14,8 @@ use crate::ClusterState;
 pub struct PlanInput<'a> {
     pub node: &'a str,
     pub state: &'a ClusterState,
+    /// The cluster's default way between nodes; a pool's own VXLAN mode wins (see
+    /// [`crate::vxlan::encapsulates`]).
     pub encap: Encap,
     /// ifindex of a link by name in the node's netns (underlay, workload interfaces).
     pub ifindex: &'a dyn Fn(&str) -> Option<u32>,
@@ -49,7 +51,7 @@ pub fn plan(input: &PlanInput) -> NodePlan {
             out.routes.push(proto(Route::new(block.cidr).blackhole()));
             continue;
         }
-        via_node(input, block.cidr, owner, underlay, &mut out);
+        via_node(input, block.cidr, &block.pool, owner, underlay, &mut out);
     }
     // Borrowed addresses (IPAM gave a full node an address of another node's block): a /32
     // towards the node the workload runs on, on every other node, the block's node included.
@@ -64,7 +66,7 @@ pub fn plan(input: &PlanInput) -> NodePlan {
             && !bridged.contains(block.pool.as_str())
         {
             let host = Ipv4Net::new(ip, 32).expect("/32 is valid");
-            via_node(input, host, &w.node, underlay, &mut out);
+            via_node(input, host, &block.pool, &w.node, underlay, &mut out);
         }
     }
     let bridge_nets = crate::bridge_routes::bridge_networks(st);
@@ -89,10 +91,13 @@ pub fn plan(input: &PlanInput) -> NodePlan {
     out
 }
 
-/// The route to `dst` (a remote block, or a borrowed address) through node `owner`.
+/// The route to `dst` (a remote block, or a borrowed address, of `pool`) through node `owner`:
+/// via its address on the underlay, or through the VXLAN device, as the pool's mode and the two
+/// nodes' subnets decide.
 fn via_node(
     input: &PlanInput,
     dst: Ipv4Net,
+    pool: &str,
     owner: &str,
     underlay: Option<u32>,
     out: &mut NodePlan,
@@ -103,26 +108,42 @@ fn via_node(
             .push(format!("{dst}: its node {owner} is unknown"));
         return;
     };
-    match (input.encap, underlay) {
-        (Encap::None, Some(dev)) => out
-            .routes
-            .push(proto(Route::new(dst).via(peer.address).dev(dev).onlink())),
-        (Encap::None, None) => out.warnings.push(format!(
-            "no underlay interface on {}: cannot route {dst} to {owner}",
-            input.node
-        )),
-        (Encap::Vxlan, _) => match (peer.tunnel_address, (input.ifindex)(VXLAN_DEVICE)) {
-            (Some(tunnel), Some(dev)) => out
+    let mode = crate::vxlan::pool_mode(&st.pools, pool, input.encap);
+    let me = st.node(input.node);
+    // Without our own record, nothing tells the subnets apart: only Always encapsulates.
+    let encapsulate = match me {
+        Some(me) => crate::vxlan::encapsulates(mode, me, peer),
+        None => mode == VxlanMode::Always,
+    };
+    if !encapsulate {
+        if let Some(me) = me.filter(|me| !me.same_subnet(peer)) {
+            out.warnings.push(format!(
+                "{dst} (pool {pool}, vxlanMode {mode}) is on node {owner} at {}, outside {}'s subnet {}: its route via {} is not on this link and the packets are lost; set the pool's mode to CrossSubnet or Always (weft ipam configure --pool {pool} --vxlan-mode CrossSubnet)",
+                peer.address, input.node, me.subnet(), peer.address
+            ));
+        }
+        match underlay {
+            Some(dev) => out
                 .routes
-                .push(proto(Route::new(dst).via(tunnel).dev(dev).onlink())),
-            (None, _) => out.warnings.push(format!(
-                "{dst} on {owner}: {owner} has no tunnel address yet"
-            )),
-            (_, None) => out.warnings.push(format!(
-                "{dst} on {owner}: no {VXLAN_DEVICE} device on {}",
+                .push(proto(Route::new(dst).via(peer.address).dev(dev).onlink())),
+            None => out.warnings.push(format!(
+                "no underlay interface on {}: cannot route {dst} to {owner}",
                 input.node
             )),
-        },
+        }
+        return;
+    }
+    match (peer.tunnel_address, (input.ifindex)(VXLAN_DEVICE)) {
+        (Some(tunnel), Some(dev)) => out
+            .routes
+            .push(proto(Route::new(dst).via(tunnel).dev(dev).onlink())),
+        (None, _) => out.warnings.push(format!(
+            "{dst} on {owner}: {owner} has no tunnel address yet"
+        )),
+        (_, None) => out.warnings.push(format!(
+            "{dst} on {owner}: no {VXLAN_DEVICE} device on {}",
+            input.node
+        )),
     }
 }
 
@@ -338,3 +359,7 @@ mod tests {
         assert_eq!(via("slave1"), None);
     }
 }
+
+#[cfg(test)]
+#[path = "plan_xsubnet_tests.rs"]
+mod xsubnet_tests;

@@ -2,14 +2,72 @@
 //! tunnel address, routes to remote blocks via the remote tunnel address onlink, and, per remote
 //! node, a static neighbour (tunnel address → its device MAC) and an FDB entry (that MAC → the
 //! node's underlay address). Nothing is learned: everything comes from the store.
+//!
+//! Whether a remote block is reached through the device is decided per block by its pool's
+//! VXLAN mode (Calico's IPPool `vxlanMode`; the cluster's `encap` when the pool sets none) and
+//! by whether the remote node is on this node's subnet ([`encapsulates`]): the route plan and
+//! `weft trace` both ask this one function.
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
 use anyhow::{Context, Result};
 use ipnet::Ipv4Net;
-use weft_model::{Node, VXLAN_DEVICE, VXLAN_OVERHEAD, VXLAN_PORT, VXLAN_VNI};
+use weft_ipam::IpPool;
+use weft_model::{
+    Encap, Node, VxlanMode, DEFAULT_POOL, VXLAN_DEVICE, VXLAN_OVERHEAD, VXLAN_PORT, VXLAN_VNI,
+};
 use weft_netlink::{parse_mac, Handle, Link};
+
+/// The VXLAN mode of pool `pool`: its own, or the one the cluster's default `encap` gives (also
+/// for a pool not in `pools`).
+pub fn pool_mode(pools: &[IpPool], pool: &str, encap: Encap) -> VxlanMode {
+    pools
+        .iter()
+        .find(|p| p.name == pool)
+        .map_or(encap.vxlan_mode(), |p| p.vxlan_mode_or(encap))
+}
+
+/// Whether `me` sends traffic for a block of a pool in `mode` on node `peer` through its VXLAN
+/// device: always for `Always`, never for `Never`, and for `CrossSubnet` when `peer`'s address
+/// is outside `me`'s subnet (the node record's address prefix).
+pub fn encapsulates(mode: VxlanMode, me: &Node, peer: &Node) -> bool {
+    mode.encapsulates(me.same_subnet(peer))
+}
+
+/// Whether a node needs its VXLAN device: some pool may encapsulate (before any pool exists,
+/// the cluster's default decides).
+pub fn device_needed(pools: &[IpPool], encap: Encap) -> bool {
+    if pools.is_empty() {
+        return encap.vxlan_mode().may_encapsulate();
+    }
+    pools
+        .iter()
+        .any(|p| p.vxlan_mode_or(encap).may_encapsulate())
+}
+
+/// Whether workloads of pool `pool` may have their traffic encapsulated (they then get the
+/// smaller MTU, [`workload_mtu`]).
+pub fn pool_may_encapsulate(pools: &[IpPool], pool: &str, encap: Encap) -> bool {
+    pool_mode(pools, pool, encap).may_encapsulate()
+}
+
+/// The pool a node's tunnel address comes from: the default pool when it may encapsulate,
+/// otherwise the first enabled pool that may (so that replies to the tunnel address travel
+/// through the tunnel too), otherwise the default pool.
+pub fn tunnel_pool(pools: &[IpPool], encap: Encap) -> String {
+    if pool_may_encapsulate(pools, DEFAULT_POOL, encap) {
+        return DEFAULT_POOL.to_string();
+    }
+    let mut candidates: Vec<&IpPool> = pools
+        .iter()
+        .filter(|p| !p.disabled && p.vxlan_mode_or(encap).may_encapsulate())
+        .collect();
+    candidates.sort_by(|a, b| a.name.cmp(&b.name));
+    candidates
+        .first()
+        .map_or_else(|| DEFAULT_POOL.to_string(), |p| p.name.clone())
+}
 
 /// A remote node as the local VXLAN device must know it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,4 +171,49 @@ pub fn apply_peers(h: &mut Handle, dev: u32, peers: &[VxlanPeer]) -> Result<()> 
 /// MTU for workload interfaces under VXLAN, given the underlay's.
 pub fn workload_mtu(underlay_mtu: u32) -> u32 {
     underlay_mtu.saturating_sub(VXLAN_OVERHEAD)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(name: &str, mode: Option<VxlanMode>) -> IpPool {
+        IpPool {
+            vxlan_mode: mode,
+            ..IpPool::new(name, "10.1.0.0/16".parse().unwrap())
+        }
+    }
+
+    #[test]
+    fn the_device_exists_when_any_pool_may_encapsulate() {
+        let never = [pool(DEFAULT_POOL, None)];
+        assert!(!device_needed(&never, Encap::None));
+        assert!(device_needed(&never, Encap::CrossSubnet));
+        let one_always = [
+            pool(DEFAULT_POOL, None),
+            pool("net-x", Some(VxlanMode::Always)),
+        ];
+        assert!(device_needed(&one_always, Encap::None));
+        let all_never = [pool(DEFAULT_POOL, Some(VxlanMode::Never))];
+        assert!(!device_needed(&all_never, Encap::Vxlan));
+        assert!(device_needed(&[], Encap::Vxlan));
+    }
+
+    #[test]
+    fn the_tunnel_address_comes_from_a_pool_that_encapsulates() {
+        let pools = [
+            pool(DEFAULT_POOL, None),
+            pool("net-b", Some(VxlanMode::CrossSubnet)),
+            pool("net-a", Some(VxlanMode::Always)),
+        ];
+        assert_eq!(tunnel_pool(&pools, Encap::Vxlan), DEFAULT_POOL);
+        assert_eq!(tunnel_pool(&pools, Encap::None), "net-a");
+        assert_eq!(tunnel_pool(&pools[..1], Encap::None), DEFAULT_POOL);
+        assert!(pool_may_encapsulate(&pools, "net-b", Encap::None));
+        assert!(!pool_may_encapsulate(&pools, DEFAULT_POOL, Encap::None));
+        assert_eq!(
+            pool_mode(&pools, "unknown", Encap::Vxlan),
+            VxlanMode::Always
+        );
+    }
 }

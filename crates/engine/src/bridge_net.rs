@@ -107,6 +107,7 @@ pub(crate) fn create(c: &Cluster, o: &NetworkOptions) -> Result<Network> {
         block_size: node_prefix,
         disabled: false,
         strict_affinity: None,
+        vxlan_mode: None,
     };
     // Refuses a subnet that overlaps any pool (another network's, or the cluster's).
     ipam.ensure_pool(&pool)

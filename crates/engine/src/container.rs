@@ -11,9 +11,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use weft_dataplane::endpoint::{self, Endpoint};
 use weft_image::{Image, ImageStore};
 use weft_ipam::Ipam;
-use weft_model::{
-    host_iface_name, keys, paths, validate_name, AgentStatus, Encap, Network, Workload,
-};
+use weft_model::{host_iface_name, keys, paths, validate_name, AgentStatus, Network, Workload};
 use weft_netlink::{Handle, Netns};
 use weft_runtime::{Bundle, NsMode, RunSpec};
 
@@ -296,9 +294,13 @@ pub fn run(c: &Cluster, node: &NodeRef, o: &RunOptions) -> Result<RunOutcome> {
         let cns = Netns::from_pid(state.pid)
             .with_context(|| format!("open the network namespace of {name}"))?;
         let mut h = Handle::in_netns(&node_ns)?;
-        let mtu = match c.config()?.encap {
-            Encap::None => None,
-            Encap::Vxlan => {
+        // Workloads of a pool whose traffic may be encapsulated (its vxlanMode, or the
+        // cluster's default) get the underlay's MTU less the VXLAN overhead.
+        let pools = Ipam::new(c.store.as_ref()).pools()?;
+        let encap = c.config()?.encap;
+        let mtu = match weft_dataplane::vxlan::pool_may_encapsulate(&pools, &network.pool, encap) {
+            false => None,
+            true => {
                 let underlay = h.link_by_name(&node.node.interface)?.with_context(|| {
                     format!(
                         "underlay {} missing on node {}",

@@ -4,7 +4,7 @@ use anyhow::{bail, Context, Result};
 use ipnet::Ipv4Net;
 use weft_ipam::{IpPool, Ipam};
 use weft_model::{
-    keys, validate_name, DenyAction, Driver, Isolation, Network, Workload, DEFAULT_POOL,
+    keys, validate_name, DenyAction, Driver, Isolation, Network, VxlanMode, Workload, DEFAULT_POOL,
 };
 use weft_store::Store;
 
@@ -24,6 +24,8 @@ pub struct NetworkOptions {
     pub internal: bool,
     /// Drop or reject traffic isolation stops (the cluster's deny action when None).
     pub deny_action: Option<DenyAction>,
+    /// The VXLAN mode of the network's own pool (`--subnet`); the cluster's default when None.
+    pub vxlan_mode: Option<VxlanMode>,
 }
 
 pub(crate) fn pool_name_of(network: &str) -> String {
@@ -36,6 +38,13 @@ pub fn create_network(c: &Cluster, o: &NetworkOptions) -> Result<Network> {
     let store: &dyn Store = c.store.as_ref();
     if store.get(&keys::network(&o.name))?.is_some() {
         bail!("network {:?} already exists; remove it with `weft network rm {}` or choose another name", o.name, o.name);
+    }
+    if o.vxlan_mode.is_some() && (o.driver == Driver::Bridge || o.subnet.is_none()) {
+        bail!(
+            "network {}: --vxlan-mode sets the mode of the network's own pool: give it --subnet \
+             (routed driver), or set the shared pool's mode with `weft ipam configure --pool {DEFAULT_POOL} --vxlan-mode MODE`",
+            o.name
+        );
     }
     if o.driver == Driver::Bridge {
         return crate::bridge_net::create(c, o);
@@ -58,6 +67,7 @@ pub fn create_network(c: &Cluster, o: &NetworkOptions) -> Result<Network> {
                 block_size,
                 disabled: false,
                 strict_affinity: None,
+                vxlan_mode: o.vxlan_mode,
             };
             ipam.ensure_pool(&pool)
                 .with_context(|| format!("network {}: subnet {subnet}", o.name))?;

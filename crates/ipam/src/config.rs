@@ -1,4 +1,4 @@
-//! Strict affinity, cluster-wide and per pool (`weft ipam configure`).
+//! Strict affinity, cluster-wide and per pool, and a pool's VXLAN mode (`weft ipam configure`).
 
 use serde::{Deserialize, Serialize};
 use weft_store::{get_json, Compare, Op};
@@ -28,6 +28,27 @@ impl Ipam<'_> {
         Ok(get_json::<IpamConfig>(self.store, keys::CONFIG)?
             .map(|(c, _)| c)
             .unwrap_or_default())
+    }
+
+    /// Sets (`Some`) or clears (`None`: follow the cluster's default) the VXLAN mode of pool
+    /// `name`; the agents re-plan their routes from the change.
+    pub fn set_vxlan_mode(&self, name: &str, mode: Option<weft_model::VxlanMode>) -> Result<()> {
+        let key = keys::pool(name);
+        let mut retry = Retry::new(format!("setting the VXLAN mode of IP pool {name}"));
+        loop {
+            let Some((mut p, rev)) = get_json::<IpPool>(self.store, &key)? else {
+                return Err(Error::PoolNotFound(name.to_string()));
+            };
+            p.vxlan_mode = mode;
+            let resp = self.store.txn(
+                &[Compare::ModRevision(key.clone(), rev)],
+                &[Op::Put(key.clone(), encode(&key, &p)?)],
+            )?;
+            if resp.succeeded {
+                return Ok(());
+            }
+            retry.again()?;
+        }
     }
 
     /// Sets strict affinity cluster-wide (`pool` None), or for one IP pool, where it overrides

@@ -53,6 +53,10 @@ pub struct IpPool {
     /// affine to another node; `None` follows the cluster-wide setting ([`IpamConfig`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strict_affinity: Option<bool>,
+    /// Calico's `vxlanMode` for this pool: `Never`, `Always` or `CrossSubnet`; `None` follows
+    /// the cluster's default (`lab up --encap`), see [`IpPool::vxlan_mode_or`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vxlan_mode: Option<weft_model::VxlanMode>,
 }
 
 impl IpPool {
@@ -64,7 +68,13 @@ impl IpPool {
             block_size: DEFAULT_BLOCK_SIZE,
             disabled: false,
             strict_affinity: None,
+            vxlan_mode: None,
         }
+    }
+
+    /// The pool's VXLAN mode: its own, or the one the cluster's default `encap` gives.
+    pub fn vxlan_mode_or(&self, encap: weft_model::Encap) -> weft_model::VxlanMode {
+        self.vxlan_mode.unwrap_or(encap.vxlan_mode())
     }
 
     /// Number of addresses in the pool.

@@ -21,7 +21,7 @@ use weft_model::paths;
 use weft_netlink::{Handle, Netns};
 
 use crate::info::{save, LabInfo};
-use crate::members::{in_netns_command, UNDERLAY_PREFIX};
+use crate::members::{in_netns_command, GW_ADDR, UNDERLAY_PREFIX};
 use crate::up::plug;
 
 /// The lab member's name (its namespace is `weft-<lab>-etcd`).
@@ -82,7 +82,16 @@ pub(crate) fn create(
     info: &mut LabInfo,
 ) -> Result<String> {
     let addr = Ipv4Net::new(ETCD_ADDR, UNDERLAY_PREFIX)?;
-    plug(fabric, br, lab, ETCD_MEMBER, ETCD_MEMBER, addr, None)?;
+    // Its default route via the gateway reaches nodes on other subnets (`--subnet`).
+    plug(
+        fabric,
+        br,
+        lab,
+        ETCD_MEMBER,
+        ETCD_MEMBER,
+        addr,
+        Some(GW_ADDR),
+    )?;
     info.etcd = Some(LabEtcd {
         address: ETCD_ADDR,
         pid: None,

@@ -4,6 +4,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use weft_model::{paths, ClusterConfig};
 
@@ -12,6 +13,9 @@ pub struct LabNode {
     pub name: String,
     pub address: Ipv4Addr,
     pub agent_pid: Option<i32>,
+    /// The node's underlay subnet when it is not the primary 198.51.100.0/24.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<Ipv4Net>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -25,6 +29,10 @@ pub struct LabInfo {
     /// The lab's etcd, when its store is there (`lab up --store etcd`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etcd: Option<crate::etcd::LabEtcd>,
+    /// Underlay subnets besides the primary one, in the order their switches were made
+    /// (`brK` and the gateway's `ethK` serve the K-th, from 1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subnets: Vec<Ipv4Net>,
 }
 
 pub(crate) fn info_path(lab: &str) -> PathBuf {

@@ -11,7 +11,7 @@ use weft_netlink::{Handle, Netns};
 use weft_store::Store;
 
 use crate::info::{save, LabNode};
-use crate::members::{node_addr, GW_ADDR, UNDERLAY_PREFIX};
+use crate::subnets;
 use crate::up::{plug, spawn_agent, LabOptions};
 
 /// Where a node's agent supervisor writes the pid of its running worker.
@@ -29,11 +29,13 @@ pub fn agent_worker_pid(lab: &str, node: &str) -> Option<i32> {
         .then_some(pid)
 }
 
-/// Adds node `name` to the running lab `lab`, whose store is `store`; `weft_exe` runs its agent.
-/// On failure nothing of the node is left.
+/// Adds node `name` to the running lab `lab`, whose store is `store`, on underlay `subnet` (the
+/// primary 198.51.100.0/24 when None; another one gets its own switch, routed by the gateway);
+/// `weft_exe` runs its agent. On failure nothing of the node is left.
 pub fn node_add(
     lab: &str,
     name: &str,
+    subnet: Option<Ipv4Net>,
     store: &dyn Store,
     weft_exe: &Path,
     progress: &mut dyn FnMut(&str),
@@ -49,34 +51,54 @@ pub fn node_add(
     if info.nodes.iter().any(|n| n.name == name) || store.get(&keys::node(name))?.is_some() {
         bail!("lab {lab:?} already has a node {name:?}");
     }
-    // The first underlay address (and switch port) no node holds.
+    let subnet = subnet.unwrap_or_else(subnets::primary);
+    if subnet != subnets::primary() {
+        subnets::validate(subnet, &info.config, &info.subnets)?;
+    }
+    // The first address of the subnet no node holds.
     let i = (0..)
-        .find(|i| node_addr(*i).map_or(true, |a| info.nodes.iter().all(|n| n.address != a)))
+        .find(|i| {
+            subnets::node_addr_in(subnet, *i)
+                .map_or(true, |a| info.nodes.iter().all(|n| n.address != a))
+        })
         .expect("an index is always found");
-    let addr = node_addr(i)?;
-    progress(&format!("creating node {name} ({addr})"));
+    let addr = subnets::node_addr_in(subnet, i)?;
+    progress(&format!(
+        "creating node {name} ({addr}/{})",
+        subnet.prefix_len()
+    ));
 
     let fabric_ns = Netns::named(&paths::lab_netns(lab, "fabric"))
         .with_context(|| format!("the switch of lab {lab} is missing; rebuild the lab"))?;
     let mut fabric = Handle::in_netns(&fabric_ns)?;
-    let br = fabric
-        .link_by_name(weft_model::lab::FABRIC_BRIDGE)?
-        .context("the lab's switch bridge is missing; rebuild the lab")?
-        .index;
+    let known_subnets = info.subnets.len();
     let node_dir = paths::node_dir(lab, name);
     let built = (|| -> Result<i32> {
-        let underlay = Ipv4Net::new(addr, UNDERLAY_PREFIX)?;
-        let port = format!("node{i}");
-        let ns = plug(&mut fabric, br, lab, name, &port, underlay, Some(GW_ADDR))?;
+        let underlay = Ipv4Net::new(addr, subnet.prefix_len())?;
+        let br = subnets::ensure_segment(&mut fabric, lab, &mut info, subnet)?;
+        if info.subnets.len() != known_subnets {
+            save(&info)?;
+        }
+        let port = subnets::free_port(&mut fabric)?;
+        let ns = plug(
+            &mut fabric,
+            br,
+            lab,
+            name,
+            &port,
+            underlay,
+            Some(subnets::gateway(subnet)),
+        )?;
         weft_netlink::sysctls_set(&ns, &[("net/ipv4/ip_forward", "1")])?;
         std::fs::create_dir_all(&node_dir)
             .with_context(|| format!("create {}", node_dir.display()))?;
-        weft_store::create_json(store, &keys::node(name), &Node::new(name, addr))
+        weft_store::create_json(store, &keys::node(name), &Node::on_subnet(name, underlay))
             .with_context(|| format!("record node {name} in the store"))?;
         let o = LabOptions {
             name: lab.to_string(),
             nodes: info.nodes.iter().map(|n| n.name.clone()).collect(),
             config: info.config.clone(),
+            subnets: Default::default(),
             weft_exe: weft_exe.to_path_buf(),
         };
         spawn_agent(&o, name, &ns)
@@ -98,6 +120,7 @@ pub fn node_add(
         name: name.to_string(),
         address: addr,
         agent_pid: Some(pid),
+        subnet: (subnet != subnets::primary()).then_some(subnet),
     };
     info.nodes.push(node.clone());
     save(&info)?;

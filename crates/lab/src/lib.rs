@@ -2,7 +2,8 @@
 //!
 //! - `weft-<lab>-fabric`: a bridge, the switch every member plugs into;
 //! - `weft-<lab>-<node>`: one per node, `eth0` on 198.51.100.0/24 (.11, .12, … in node order),
-//!   an agent running inside;
+//!   an agent running inside; nodes given another subnet (`--subnet NODE=CIDR`) sit on a
+//!   segment of their own that the gateway routes to (see [`subnets`]);
 //! - `weft-<lab>-gw`: the default gateway 198.51.100.1, owning 203.0.113.1 ("the internet");
 //! - `weft-<lab>-ext`: an outside client at 198.51.100.200;
 //! - `weft-<lab>-etcd`: with `--store etcd`, the cluster's etcd at 198.51.100.2.
@@ -17,6 +18,7 @@ mod isolate;
 mod join;
 mod leave;
 mod members;
+pub mod subnets;
 mod up;
 
 pub use down::down;

@@ -1,6 +1,5 @@
 //! The lab's members (fabric, gw, ext, nodes) and running commands inside them.
 
-use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
@@ -10,14 +9,6 @@ use weft_model::paths;
 use weft_netlink::Netns;
 
 pub use weft_model::lab::{EXT_ADDR, GW_ADDR, INTERNET_ADDR, UNDERLAY_PREFIX};
-
-/// Underlay address of the i-th node (0-based): 198.51.100.11, .12, …
-pub fn node_addr(i: usize) -> Result<Ipv4Addr> {
-    if i >= 180 {
-        bail!("a lab holds at most 180 nodes");
-    }
-    Ok(Ipv4Addr::new(198, 51, 100, 11 + i as u8))
-}
 
 /// Name of a member's network namespace; errors when the lab has no such member.
 pub fn member_netns(lab: &str, member: &str) -> Result<String> {

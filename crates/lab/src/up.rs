@@ -1,5 +1,6 @@
 //! `weft lab up`: build the namespaces, the switch, the links, the store and the agents.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
@@ -11,9 +12,8 @@ use weft_model::{keys, paths, ClusterConfig, Network, Node, DEFAULT_POOL};
 use weft_netlink::{Handle, Netns, Route};
 
 use crate::info::{save, LabInfo, LabNode};
-use crate::members::{
-    in_netns_command, node_addr, EXT_ADDR, GW_ADDR, INTERNET_ADDR, UNDERLAY_PREFIX,
-};
+use crate::members::{in_netns_command, EXT_ADDR, GW_ADDR, INTERNET_ADDR, UNDERLAY_PREFIX};
+use crate::subnets;
 
 /// What `lab up` builds.
 #[derive(Clone, Debug)]
@@ -21,6 +21,8 @@ pub struct LabOptions {
     pub name: String,
     pub nodes: Vec<String>,
     pub config: ClusterConfig,
+    /// Nodes on another underlay subnet than the primary 198.51.100.0/24 (node → subnet).
+    pub subnets: BTreeMap<String, Ipv4Net>,
     /// The weft executable the agents run.
     pub weft_exe: std::path::PathBuf,
 }
@@ -73,6 +75,15 @@ pub fn up_with_store(
             bail!("node {n:?} is listed twice");
         }
     }
+    let extra: Vec<Ipv4Net> = o.subnets.values().copied().collect();
+    for (node, subnet) in &o.subnets {
+        if !o.nodes.contains(node) {
+            bail!("--subnet {node}={subnet}: {node} is not one of the lab's nodes (--nodes)");
+        }
+        if *subnet != subnets::primary() {
+            subnets::validate(*subnet, &o.config, &extra)?;
+        }
+    }
     let dir = paths::lab_dir(&o.name);
     let prefix = paths::lab_netns_prefix(&o.name);
     let leftovers: Vec<String> = Netns::list_named()?
@@ -93,6 +104,7 @@ pub fn up_with_store(
         created: weft_model::now(),
         status: "creating".into(),
         etcd: None,
+        subnets: vec![],
     };
     save(&info)?;
     match build(o, store, &mut info, progress) {
@@ -154,26 +166,28 @@ fn build(
         Some(GW_ADDR),
     )?;
 
-    for (i, name) in o.nodes.iter().enumerate() {
-        let addr = node_addr(i)?;
+    for (i, (name, addr)) in layout(o)?.into_iter().enumerate() {
+        let subnet = addr.trunc();
+        let segment = subnets::ensure_segment(&mut fabric, lab, info, subnet)?;
         progress(&format!("creating node {name} ({addr})"));
         let ns = plug(
             &mut fabric,
-            br,
+            segment,
             lab,
-            name,
+            &name,
             &format!("node{i}"),
-            underlay(addr),
-            Some(GW_ADDR),
+            addr,
+            Some(subnets::gateway(subnet)),
         )?;
         weft_netlink::sysctls_set(&ns, &[("net/ipv4/ip_forward", "1")])?;
-        let node_dir = paths::node_dir(lab, name);
+        let node_dir = paths::node_dir(lab, &name);
         std::fs::create_dir_all(&node_dir)?;
-        let pid = spawn_agent(o, name, &ns)?;
+        let pid = spawn_agent(o, &name, &ns)?;
         info.nodes.push(LabNode {
             name: name.clone(),
-            address: addr,
+            address: addr.addr(),
             agent_pid: Some(pid),
+            subnet: (subnet != subnets::primary()).then_some(subnet),
         });
         save(info)?;
     }
@@ -235,6 +249,7 @@ fn init_store(o: &LabOptions, location: &str) -> Result<()> {
         block_size: o.config.block_size,
         disabled: false,
         strict_affinity: None,
+        vxlan_mode: None,
     })?;
     weft_store::put_json(
         s,
@@ -252,10 +267,30 @@ fn init_store(o: &LabOptions, location: &str) -> Result<()> {
             deny_action: None,
         },
     )?;
-    for (i, name) in o.nodes.iter().enumerate() {
-        weft_store::put_json(s, &keys::node(name), &Node::new(name, node_addr(i)?))?;
+    for (name, addr) in layout(o)? {
+        weft_store::put_json(s, &keys::node(&name), &Node::on_subnet(&name, addr))?;
     }
     Ok(())
+}
+
+/// Each node's underlay address with its subnet's prefix: .11, .12, … in node order on each
+/// subnet.
+fn layout(o: &LabOptions) -> Result<Vec<(String, Ipv4Net)>> {
+    let mut count: BTreeMap<Ipv4Net, usize> = BTreeMap::new();
+    o.nodes
+        .iter()
+        .map(|name| {
+            let subnet = o
+                .subnets
+                .get(name)
+                .copied()
+                .unwrap_or_else(subnets::primary);
+            let i = count.entry(subnet).or_default();
+            let addr = subnets::node_addr_in(subnet, *i)?;
+            *i += 1;
+            Ok((name.clone(), Ipv4Net::new(addr, subnet.prefix_len())?))
+        })
+        .collect()
 }
 
 /// Starts `weft agent` for `node` inside its namespace, detached from this process.

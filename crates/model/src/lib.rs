@@ -9,14 +9,18 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+mod encap;
 pub mod keys;
 pub mod lab;
+mod node;
 pub mod paths;
 pub mod policy;
 mod ports;
 pub mod selector;
 mod validate;
 
+pub use encap::{Encap, VxlanMode};
+pub use node::{Node, DEFAULT_NODE_PREFIX};
 pub use ports::{PortProto, PublishedPort};
 pub use validate::{parse_cidr, parse_label, validate_lab_name, validate_name, ValidationError};
 
@@ -28,39 +32,6 @@ pub const HOST_IFACE_MAC: [u8; 6] = [0xee, 0xee, 0xee, 0xee, 0xee, 0xee];
 pub const ROUTE_PROTO: u8 = 80;
 /// Name of the default IP pool.
 pub const DEFAULT_POOL: &str = "default-ipv4-ippool";
-
-/// A host of the cluster.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Node {
-    pub name: String,
-    /// Underlay address other nodes reach this node at.
-    pub address: Ipv4Addr,
-    /// Underlay interface carrying `address`.
-    #[serde(default = "default_iface")]
-    pub interface: String,
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    /// VXLAN mode: the node's tunnel address (the first address of its first block).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tunnel_address: Option<Ipv4Addr>,
-    /// VXLAN mode: the MAC address of the node's VXLAN device.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vxlan_mac: Option<String>,
-}
-
-impl Node {
-    /// A node at `address` on the underlay interface `eth0`, without labels or VXLAN state.
-    pub fn new(name: &str, address: Ipv4Addr) -> Node {
-        Node {
-            name: name.to_string(),
-            address,
-            interface: default_iface(),
-            labels: BTreeMap::new(),
-            tunnel_address: None,
-            vxlan_mac: None,
-        }
-    }
-}
 
 /// What a node's agent last did, written by the agent after each reconcile.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,10 +66,6 @@ pub fn tunnel_handle(node: &str) -> String {
 pub fn vxlan_mac_for(node: &str) -> [u8; 6] {
     let d = Sha256::digest(format!("weft-vxlan-{node}").as_bytes());
     [0x66, d[0], d[1], d[2], d[3], d[4]]
-}
-
-fn default_iface() -> String {
-    "eth0".into()
 }
 
 /// Cluster-wide settings chosen at `lab up` (or by the first node).
@@ -153,35 +120,6 @@ impl Default for ClusterConfig {
             service_cidr: "10.96.0.0/12".parse().expect("constant CIDR"),
             encap: Encap::None,
             deny_action: DenyAction::Drop,
-        }
-    }
-}
-
-/// How packets travel between nodes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Encap {
-    /// Plain routes via the other node's address (like BGP-learned routes).
-    #[default]
-    None,
-    /// Calico VXLAN mode.
-    Vxlan,
-}
-
-impl std::str::FromStr for Encap {
-    type Err = ValidationError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "none" => Ok(Encap::None),
-            "vxlan" => Ok(Encap::Vxlan),
-            "ipip" => Err(ValidationError::new(
-                "encap ipip",
-                "this build supports none and vxlan; IPIP needs the ipip kernel module",
-            )),
-            _ => Err(ValidationError::new(
-                format!("encap {s:?}"),
-                "use none or vxlan",
-            )),
         }
     }
 }

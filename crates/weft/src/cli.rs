@@ -179,7 +179,14 @@ pub enum LabCmd {
 #[derive(Subcommand, Debug)]
 pub enum LabNodeCmd {
     /// A new node joins: its namespace on the switch, its record in the store, its agent.
-    Add { name: String },
+    Add {
+        name: String,
+        /// Put the node on this underlay subnet (e.g. 198.51.101.0/24) instead of the primary
+        /// 198.51.100.0/24: a segment of its own (made on first use) that the lab's gateway
+        /// routes to, its gateway the subnet's first address. See `lab up --subnet`.
+        #[arg(long, value_name = "CIDR")]
+        subnet: Option<String>,
+    },
     /// A node leaves: its agent, containers and namespace go, and the cluster forgets it
     /// (its blocks are released and every other node drops its routes).
     Rm {
@@ -195,8 +202,17 @@ pub struct LabUpArgs {
     /// Node names (comma-separated), or a count.
     #[arg(long, default_value = "master,slave1,slave2")]
     pub nodes: String,
+    /// Default way between nodes for every pool without its own vxlanMode: none (plain routes
+    /// via the node's address), vxlan (Calico's VXLAN mode, always), or crosssubnet (VXLAN
+    /// only to nodes on another subnet, see --subnet).
     #[arg(long, default_value = "none")]
     pub encap: String,
+    /// Put nodes on another underlay subnet: NODE[,NODE...]=CIDR, repeatable (e.g.
+    /// --subnet b1,b2=198.51.101.0/24). Each subnet is a segment of its own; the gateway
+    /// (the subnet's first address) routes between it and the primary 198.51.100.0/24, so
+    /// plain routes to nodes on another subnet do not work (use --encap crosssubnet).
+    #[arg(long, value_name = "NODE=CIDR")]
+    pub subnet: Vec<String>,
     #[arg(long, default_value = "10.244.0.0/16")]
     pub pool: String,
     #[arg(long, default_value_t = 26)]
@@ -235,6 +251,10 @@ pub enum NetworkCmd {
         /// What isolation does to traffic from other networks: drop or reject (default: the lab's).
         #[arg(long)]
         deny_action: Option<String>,
+        /// VXLAN mode of the network's own pool (needs --subnet): Never, Always or CrossSubnet
+        /// (Calico's IPPool vxlanMode; default: the lab's --encap).
+        #[arg(long, value_name = "MODE")]
+        vxlan_mode: Option<String>,
     },
     /// List networks.
     Ls,
@@ -354,11 +374,17 @@ pub enum IpamCmd {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Set IPAM options (like calicoctl ipam configure).
+    /// Set IPAM options (like calicoctl ipam configure) and a pool's VXLAN mode.
+    #[command(group(clap::ArgGroup::new("setting").required(true).multiple(true)
+        .args(["strict_affinity", "vxlan_mode"])))]
     Configure {
         /// Never borrow addresses from blocks affine to other nodes (true|false).
         #[arg(long, action = clap::ArgAction::Set, value_name = "true|false")]
-        strict_affinity: bool,
+        strict_affinity: Option<bool>,
+        /// The pool's VXLAN mode (Calico's IPPool vxlanMode): Never, Always, CrossSubnet, or
+        /// default (follow the lab's --encap). Needs --pool.
+        #[arg(long, value_name = "MODE", requires = "pool")]
+        vxlan_mode: Option<String>,
         /// Set it for this IP pool only (default: cluster-wide).
         #[arg(long)]
         pool: Option<String>,

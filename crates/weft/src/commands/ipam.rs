@@ -125,11 +125,27 @@ pub(super) fn ipam(c: &Cluster, fmt: Format, cmd: IpamCmd) -> Result<i32> {
         }
         IpamCmd::Configure {
             strict_affinity,
+            vxlan_mode,
             pool,
         } => {
-            ipam.set_strict_affinity(pool.as_deref(), strict_affinity)?;
-            let scope = pool.map_or("cluster-wide".to_string(), |p| format!("for IP pool {p}"));
-            println!("strict affinity {scope}: {strict_affinity}");
+            let scope = pool
+                .as_deref()
+                .map_or("cluster-wide".to_string(), |p| format!("for IP pool {p}"));
+            if let Some(strict) = strict_affinity {
+                ipam.set_strict_affinity(pool.as_deref(), strict)?;
+                println!("strict affinity {scope}: {strict}");
+            }
+            if let (Some(mode), Some(p)) = (vxlan_mode, pool.as_deref()) {
+                let mode = match mode.as_str() {
+                    "default" => None,
+                    m => Some(m.parse::<weft_model::VxlanMode>()?),
+                };
+                ipam.set_vxlan_mode(p, mode)?;
+                match mode {
+                    Some(m) => println!("VXLAN mode {scope}: {m}"),
+                    None => println!("VXLAN mode {scope}: the lab's default"),
+                }
+            }
             Ok(0)
         }
     }

@@ -35,6 +35,7 @@ pub(super) fn lab(name: &str, fmt: Format, cmd: LabCmd) -> Result<i32> {
                     name: name.to_string(),
                     nodes,
                     config,
+                    subnets: weft_lab::subnets::parse_assignments(&a.subnet)?,
                     weft_exe: std::env::current_exe()?,
                 },
                 store,
@@ -72,9 +73,13 @@ pub(super) fn lab(name: &str, fmt: Format, cmd: LabCmd) -> Result<i32> {
             let store = c.store.as_ref();
             let progress = &mut |m: &str| eprintln!("{m}");
             match cmd {
-                LabNodeCmd::Add { name: node } => {
+                LabNodeCmd::Add { name: node, subnet } => {
                     let exe = std::env::current_exe()?;
-                    let n = weft_lab::node_add(name, &node, store, &exe, progress)?;
+                    let subnet = subnet
+                        .as_deref()
+                        .map(|s| parse_cidr("--subnet", s))
+                        .transpose()?;
+                    let n = weft_lab::node_add(name, &node, subnet, store, &exe, progress)?;
                     eprintln!("node {} joined lab {name} at {}", n.name, n.address);
                 }
                 LabNodeCmd::Rm { name: node, force } => {
@@ -93,14 +98,17 @@ fn lab_table(labs: &[weft_lab::LabInfo]) -> Table {
         let nodes: Vec<String> = l
             .nodes
             .iter()
-            .map(|n| format!("{}({})", n.name, n.address))
+            .map(|n| match n.subnet {
+                Some(s) => format!("{}({}/{})", n.name, n.address, s.prefix_len()),
+                None => format!("{}({})", n.name, n.address),
+            })
             .collect();
         t.row(vec![
             l.name.clone(),
             l.status.clone(),
             nodes.join(","),
             l.config.pool.to_string(),
-            format!("{:?}", l.config.encap).to_lowercase(),
+            l.config.encap.to_string(),
             match &l.etcd {
                 Some(e) if e.pid.is_some() => format!("etcd({})", e.address),
                 Some(e) => format!("etcd({}, stopped)", e.address),

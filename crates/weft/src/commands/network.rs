@@ -18,6 +18,7 @@ pub(super) fn network(c: &Cluster, fmt: Format, cmd: NetworkCmd) -> Result<i32> 
             internal,
             bridge,
             deny_action,
+            vxlan_mode,
         } => {
             let subnet = subnet
                 .as_deref()
@@ -34,6 +35,7 @@ pub(super) fn network(c: &Cluster, fmt: Format, cmd: NetworkCmd) -> Result<i32> 
                     bridge,
                     internal,
                     deny_action: deny_action.as_deref().map(str::parse).transpose()?,
+                    vxlan_mode: vxlan_mode.as_deref().map(str::parse).transpose()?,
                 },
             )?;
             match fmt {
