@@ -279,6 +279,11 @@ fn reconcile_once(
     if vxlan::device_needed(&pools, cfg.encap) {
         ensure_vxlan(store, h, node, &vxlan::tunnel_pool(&pools, cfg.encap))?;
     }
+    // IPIP mode: tunl0 and its tunnel address (fails clearly on a kernel without ipip).
+    if vxlan::tunnel_needed(&pools, cfg.encap, weft_model::Tunnel::Ipip) {
+        let pool = vxlan::tunnel_pool_for(&pools, cfg.encap, weft_model::Tunnel::Ipip);
+        weft_dataplane::ipip::ensure(store, h, node, &pool)?;
+    }
     // Order matters: routes, then the store, then links (see `owned_routes`).
     let current = owned_routes(h)?;
     let loaded;

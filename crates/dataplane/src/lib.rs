@@ -13,6 +13,7 @@ pub mod bridge;
 pub mod bridge_ipam;
 mod bridge_routes;
 pub mod endpoint;
+pub mod ipip;
 mod plan;
 pub mod rules;
 mod state;

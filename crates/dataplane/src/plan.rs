@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 
 use anyhow::{Context, Result};
 use ipnet::Ipv4Net;
-use weft_model::{Encap, VxlanMode, ROUTE_PROTO, VXLAN_DEVICE};
+use weft_model::{Encap, Tunnel, VxlanMode, ROUTE_PROTO};
 use weft_netlink::{Handle, Route, RouteKind};
 
 use crate::ClusterState;
@@ -92,8 +92,9 @@ pub fn plan(input: &PlanInput) -> NodePlan {
 }
 
 /// The route to `dst` (a remote block, or a borrowed address, of `pool`) through node `owner`:
-/// via its address on the underlay, or through the VXLAN device, as the pool's mode and the two
-/// nodes' subnets decide.
+/// via its address on the underlay, or through the pool's tunnel (VXLAN: via the peer's tunnel
+/// address; IPIP: via its underlay address, which becomes the outer destination), as the
+/// pool's mode and the two nodes' subnets decide.
 fn via_node(
     input: &PlanInput,
     dst: Ipv4Net,
@@ -108,7 +109,7 @@ fn via_node(
             .push(format!("{dst}: its node {owner} is unknown"));
         return;
     };
-    let mode = crate::vxlan::pool_mode(&st.pools, pool, input.encap);
+    let (tunnel, mode) = crate::vxlan::pool_tunnel(&st.pools, pool, input.encap);
     let me = st.node(input.node);
     // Without our own record, nothing tells the subnets apart: only Always encapsulates.
     let encapsulate = match me {
@@ -133,18 +134,28 @@ fn via_node(
         }
         return;
     }
-    match (peer.tunnel_address, (input.ifindex)(VXLAN_DEVICE)) {
-        (Some(tunnel), Some(dev)) => out
-            .routes
-            .push(proto(Route::new(dst).via(tunnel).dev(dev).onlink())),
-        (None, _) => out.warnings.push(format!(
-            "{dst} on {owner}: {owner} has no tunnel address yet"
-        )),
-        (_, None) => out.warnings.push(format!(
-            "{dst} on {owner}: no {VXLAN_DEVICE} device on {}",
+    let Some(dev) = (input.ifindex)(tunnel.device()) else {
+        out.warnings.push(format!(
+            "{dst} on {owner}: no {} device on {}",
+            tunnel.device(),
             input.node
-        )),
-    }
+        ));
+        return;
+    };
+    let gateway = match tunnel {
+        Tunnel::Ipip => peer.address,
+        Tunnel::Vxlan => match peer.tunnel_address {
+            Some(tunnel) => tunnel,
+            None => {
+                out.warnings.push(format!(
+                    "{dst} on {owner}: {owner} has no tunnel address yet"
+                ));
+                return;
+            }
+        },
+    };
+    out.routes
+        .push(proto(Route::new(dst).via(gateway).dev(dev).onlink()));
 }
 
 fn proto(r: Route) -> Route {

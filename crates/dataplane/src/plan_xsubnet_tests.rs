@@ -1,5 +1,5 @@
-//! The plan's per-block decision: a pool's VXLAN mode (or the cluster's default) and the two
-//! nodes' subnets choose between a plain route and the VXLAN device.
+//! The plan's per-block decision: a pool's VXLAN mode (or the cluster's default, VXLAN or IPIP)
+//! and the two nodes' subnets choose between a plain route and a tunnel device.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -12,6 +12,7 @@ use crate::{plan, ClusterState, PlanInput};
 
 const ETH0: u32 = 2;
 const VXLAN: u32 = 5;
+const TUNL0: u32 = 6;
 
 fn node(name: &str, addr: &str, tunnel: [u8; 4]) -> Node {
     Node {
@@ -66,6 +67,7 @@ fn routes_of(st: &ClusterState, me: &str, encap: Encap) -> (Vec<Route>, Vec<Stri
         ifindex: &|n: &str| match n {
             "eth0" => Some(ETH0),
             "weft.vxlan" => Some(VXLAN),
+            "tunl0" => Some(TUNL0),
             _ => None,
         },
     });
@@ -151,5 +153,62 @@ fn old_records_without_a_prefix_share_the_24() {
     assert_eq!(
         way(&r, "10.244.0.128/26"),
         (ip("198.51.100.13"), Some(ETH0))
+    );
+}
+
+#[test]
+fn ipip_routes_go_via_the_nodes_underlay_address_through_tunl0() {
+    // Calico's IPIP mode (seed 001): `via <node address> dev tunl0 onlink`, on the subnet too.
+    let st = cluster(None);
+    let (r, warnings) = routes_of(&st, "a1", Encap::Ipip);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(
+        way(&r, "10.244.0.64/26"),
+        (ip("198.51.100.12"), Some(TUNL0))
+    );
+    assert_eq!(
+        way(&r, "10.244.0.128/26"),
+        (ip("198.51.101.11"), Some(TUNL0))
+    );
+    // IPIP CrossSubnet: plain on the subnet, tunl0 across it.
+    let (r, _) = routes_of(&st, "a1", Encap::IpipCrossSubnet);
+    assert_eq!(way(&r, "10.244.0.64/26"), (ip("198.51.100.12"), Some(ETH0)));
+    assert_eq!(
+        way(&r, "10.244.0.128/26"),
+        (ip("198.51.101.11"), Some(TUNL0))
+    );
+}
+
+#[test]
+fn under_an_ipip_default_a_pool_that_chose_vxlan_keeps_vxlan() {
+    let st = cluster(Some(VxlanMode::Always));
+    let (r, _) = routes_of(&st, "a1", Encap::Ipip);
+    assert_eq!(way(&r, "10.50.0.64/26"), (ip("10.244.0.64"), Some(VXLAN)));
+    assert_eq!(
+        way(&r, "10.244.0.64/26"),
+        (ip("198.51.100.12"), Some(TUNL0))
+    );
+}
+
+#[test]
+fn ipip_without_tunl0_is_a_warning_not_a_plain_route() {
+    let st = cluster(None);
+    let p = plan(&PlanInput {
+        node: "a1",
+        state: &st,
+        encap: Encap::Ipip,
+        ifindex: &|n: &str| (n == "eth0").then_some(ETH0),
+    });
+    assert!(
+        !p.routes
+            .iter()
+            .any(|r| r.dst.to_string() == "10.244.0.64/26"),
+        "{:#?}",
+        p.routes
+    );
+    assert!(
+        p.warnings.iter().any(|w| w.contains("no tunl0 device")),
+        "{:?}",
+        p.warnings
     );
 }

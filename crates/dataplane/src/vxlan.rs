@@ -15,7 +15,8 @@ use anyhow::{Context, Result};
 use ipnet::Ipv4Net;
 use weft_ipam::IpPool;
 use weft_model::{
-    Encap, Node, VxlanMode, DEFAULT_POOL, VXLAN_DEVICE, VXLAN_OVERHEAD, VXLAN_PORT, VXLAN_VNI,
+    Encap, Node, Tunnel, VxlanMode, DEFAULT_POOL, VXLAN_DEVICE, VXLAN_OVERHEAD, VXLAN_PORT,
+    VXLAN_VNI,
 };
 use weft_netlink::{parse_mac, Handle, Link};
 
@@ -35,33 +36,68 @@ pub fn encapsulates(mode: VxlanMode, me: &Node, peer: &Node) -> bool {
     mode.encapsulates(me.same_subnet(peer))
 }
 
-/// Whether a node needs its VXLAN device: some pool may encapsulate (before any pool exists,
-/// the cluster's default decides).
-pub fn device_needed(pools: &[IpPool], encap: Encap) -> bool {
-    if pools.is_empty() {
-        return encap.vxlan_mode().may_encapsulate();
+/// The tunnel pool `pool`'s encapsulated traffic takes, and when it is encapsulated: VXLAN when
+/// its VXLAN mode (its own, or the default's) may encapsulate, else IPIP in the default's IPIP
+/// mode when the cluster's default is IPIP (a pool has no IPIP mode of its own yet), else
+/// VXLAN Never. The route plan asks this, then [`encapsulates`], for every remote block.
+pub fn pool_tunnel(pools: &[IpPool], pool: &str, encap: Encap) -> (Tunnel, VxlanMode) {
+    tunnel_of(pools.iter().find(|p| p.name == pool), encap)
+}
+
+fn tunnel_of(pool: Option<&IpPool>, encap: Encap) -> (Tunnel, VxlanMode) {
+    let vxlan = pool.map_or(encap.vxlan_mode(), |p| p.vxlan_mode_or(encap));
+    let ipip = encap.ipip_mode();
+    if !vxlan.may_encapsulate() && ipip.may_encapsulate() {
+        (Tunnel::Ipip, ipip)
+    } else {
+        (Tunnel::Vxlan, vxlan)
     }
-    pools
-        .iter()
-        .any(|p| p.vxlan_mode_or(encap).may_encapsulate())
 }
 
-/// Whether workloads of pool `pool` may have their traffic encapsulated (they then get the
-/// smaller MTU, [`workload_mtu`]).
+/// Whether some pool's traffic may leave through `tunnel` (before any pool exists, the
+/// cluster's default decides): the node then needs that tunnel's device.
+pub fn tunnel_needed(pools: &[IpPool], encap: Encap, tunnel: Tunnel) -> bool {
+    let uses = |way: (Tunnel, VxlanMode)| way.0 == tunnel && way.1.may_encapsulate();
+    if pools.is_empty() {
+        return uses(tunnel_of(None, encap));
+    }
+    pools.iter().any(|p| uses(tunnel_of(Some(p), encap)))
+}
+
+/// Whether a node needs its VXLAN device: some pool may encapsulate with VXLAN.
+pub fn device_needed(pools: &[IpPool], encap: Encap) -> bool {
+    tunnel_needed(pools, encap, Tunnel::Vxlan)
+}
+
+/// Whether workloads of pool `pool` may have their traffic encapsulated, by either tunnel
+/// (they then get the smaller MTU, [`pool_overhead`]).
 pub fn pool_may_encapsulate(pools: &[IpPool], pool: &str, encap: Encap) -> bool {
-    pool_mode(pools, pool, encap).may_encapsulate()
+    pool_overhead(pools, pool, encap).is_some()
 }
 
-/// The pool a node's tunnel address comes from: the default pool when it may encapsulate,
-/// otherwise the first enabled pool that may (so that replies to the tunnel address travel
-/// through the tunnel too), otherwise the default pool.
+/// The bytes the tunnel of pool `pool` adds, when its traffic may be encapsulated: the
+/// workloads' MTU is the underlay's less this.
+pub fn pool_overhead(pools: &[IpPool], pool: &str, encap: Encap) -> Option<u32> {
+    let (tunnel, mode) = pool_tunnel(pools, pool, encap);
+    mode.may_encapsulate().then(|| tunnel.overhead())
+}
+
+/// The pool a node's VXLAN tunnel address comes from (see [`tunnel_pool_for`]).
 pub fn tunnel_pool(pools: &[IpPool], encap: Encap) -> String {
-    if pool_may_encapsulate(pools, DEFAULT_POOL, encap) {
+    tunnel_pool_for(pools, encap, Tunnel::Vxlan)
+}
+
+/// The pool a node's `tunnel` address comes from: the default pool when it may encapsulate
+/// through `tunnel`, otherwise the first enabled pool that may (so that replies to the tunnel
+/// address travel through the tunnel too), otherwise the default pool.
+pub fn tunnel_pool_for(pools: &[IpPool], encap: Encap, tunnel: Tunnel) -> String {
+    let uses = |way: (Tunnel, VxlanMode)| way.0 == tunnel && way.1.may_encapsulate();
+    if uses(pool_tunnel(pools, DEFAULT_POOL, encap)) {
         return DEFAULT_POOL.to_string();
     }
     let mut candidates: Vec<&IpPool> = pools
         .iter()
-        .filter(|p| !p.disabled && p.vxlan_mode_or(encap).may_encapsulate())
+        .filter(|p| !p.disabled && uses(tunnel_of(Some(p), encap)))
         .collect();
     candidates.sort_by(|a, b| a.name.cmp(&b.name));
     candidates
@@ -168,11 +204,6 @@ pub fn apply_peers(h: &mut Handle, dev: u32, peers: &[VxlanPeer]) -> Result<()> 
     Ok(())
 }
 
-/// MTU for workload interfaces under VXLAN, given the underlay's.
-pub fn workload_mtu(underlay_mtu: u32) -> u32 {
-    underlay_mtu.saturating_sub(VXLAN_OVERHEAD)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,5 +246,35 @@ mod tests {
             pool_mode(&pools, "unknown", Encap::Vxlan),
             VxlanMode::Always
         );
+    }
+
+    #[test]
+    fn an_ipip_default_uses_tunl0_unless_a_pool_chose_vxlan() {
+        let pools = [
+            pool(DEFAULT_POOL, None),
+            pool("net-v", Some(VxlanMode::Always)),
+        ];
+        assert_eq!(
+            pool_tunnel(&pools, DEFAULT_POOL, Encap::Ipip),
+            (Tunnel::Ipip, VxlanMode::Always)
+        );
+        assert_eq!(
+            pool_tunnel(&pools, "net-v", Encap::Ipip),
+            (Tunnel::Vxlan, VxlanMode::Always)
+        );
+        assert!(tunnel_needed(&pools, Encap::Ipip, Tunnel::Ipip));
+        assert!(tunnel_needed(&pools, Encap::Ipip, Tunnel::Vxlan));
+        assert!(!tunnel_needed(&pools[..1], Encap::Ipip, Tunnel::Vxlan));
+        assert!(!tunnel_needed(&pools, Encap::Vxlan, Tunnel::Ipip));
+        assert!(tunnel_needed(&[], Encap::IpipCrossSubnet, Tunnel::Ipip));
+        // Workloads lose IPIP's 20 bytes, VXLAN's 50, or nothing.
+        assert_eq!(pool_overhead(&pools, DEFAULT_POOL, Encap::Ipip), Some(20));
+        assert_eq!(pool_overhead(&pools, "net-v", Encap::Ipip), Some(50));
+        assert_eq!(pool_overhead(&pools, DEFAULT_POOL, Encap::None), None);
+        assert_eq!(
+            tunnel_pool_for(&pools, Encap::Ipip, Tunnel::Ipip),
+            DEFAULT_POOL
+        );
+        assert_eq!(tunnel_pool_for(&pools, Encap::Ipip, Tunnel::Vxlan), "net-v");
     }
 }

@@ -105,6 +105,7 @@ impl Cluster {
                 .collect();
         let nodes = self.nodes()?;
         live.extend(nodes.iter().map(|n| weft_model::tunnel_handle(&n.name)));
+        live.extend(nodes.iter().map(|n| weft_model::ipip_tunnel_handle(&n.name)));
         // Each node's subnet of a bridge network (gateway, network and broadcast addresses).
         for (_, net, _) in
             weft_store::list_json::<weft_model::Network>(self.store.as_ref(), keys::NETWORKS)?

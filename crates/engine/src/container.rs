@@ -295,19 +295,19 @@ pub fn run(c: &Cluster, node: &NodeRef, o: &RunOptions) -> Result<RunOutcome> {
             .with_context(|| format!("open the network namespace of {name}"))?;
         let mut h = Handle::in_netns(&node_ns)?;
         // Workloads of a pool whose traffic may be encapsulated (its vxlanMode, or the
-        // cluster's default) get the underlay's MTU less the VXLAN overhead.
+        // cluster's default) get the underlay's MTU less the tunnel's overhead.
         let pools = Ipam::new(c.store.as_ref()).pools()?;
         let encap = c.config()?.encap;
-        let mtu = match weft_dataplane::vxlan::pool_may_encapsulate(&pools, &network.pool, encap) {
-            false => None,
-            true => {
+        let mtu = match weft_dataplane::vxlan::pool_overhead(&pools, &network.pool, encap) {
+            None => None,
+            Some(overhead) => {
                 let underlay = h.link_by_name(&node.node.interface)?.with_context(|| {
                     format!(
                         "underlay {} missing on node {}",
                         node.node.interface, node.node.name
                     )
                 })?;
-                Some(weft_dataplane::vxlan::workload_mtu(underlay.mtu))
+                Some(underlay.mtu.saturating_sub(overhead))
             }
         };
         if bridged {

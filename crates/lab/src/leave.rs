@@ -90,6 +90,8 @@ pub fn forget_node(store: &dyn Store, name: &str) -> Result<()> {
     }
     ipam.release(&weft_model::tunnel_handle(name))
         .context("release the node's tunnel address")?;
+    ipam.release(&weft_model::ipip_tunnel_handle(name))
+        .context("release the node's IPIP tunnel address")?;
     ipam.release_block_affinity(name)
         .with_context(|| format!("release the blocks of node {name}"))?;
     store.txn(

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use anyhow::{bail, Context, Result};
 use ipnet::Ipv4Net;
 use weft_ipam::{IpPool, Ipam};
-use weft_model::{keys, paths, ClusterConfig, Network, Node, DEFAULT_POOL};
+use weft_model::{keys, paths, ClusterConfig, Network, Node, Tunnel, DEFAULT_POOL};
 use weft_netlink::{Handle, Netns, Route};
 
 use crate::info::{save, LabInfo, LabNode};
@@ -83,6 +83,11 @@ pub fn up_with_store(
         if *subnet != subnets::primary() {
             subnets::validate(*subnet, &o.config, &extra)?;
         }
+    }
+    if o.config.encap.tunnel() == Tunnel::Ipip {
+        // Before anything is made: a kernel without IPIP leaves nothing behind.
+        weft_dataplane::ipip::kernel_support()
+            .with_context(|| format!("lab up --encap {}", o.config.encap))?;
     }
     let dir = paths::lab_dir(&o.name);
     let prefix = paths::lab_netns_prefix(&o.name);

@@ -1,5 +1,6 @@
-//! How packets travel between nodes: the cluster's default ([`Encap`], chosen at `lab up`) and
-//! a pool's own VXLAN mode ([`VxlanMode`], Calico's IPPool `spec.vxlanMode`).
+//! How packets travel between nodes: the cluster's default ([`Encap`], chosen at `lab up`), a
+//! pool's own VXLAN mode ([`VxlanMode`], Calico's IPPool `spec.vxlanMode`), and the [`Tunnel`]
+//! an encapsulated packet takes (VXLAN, or IP-in-IP as in Calico's IPIP mode).
 
 use serde::{Deserialize, Serialize};
 
@@ -17,15 +18,85 @@ pub enum Encap {
     /// VXLAN only to nodes on another subnet; plain routes on the node's own subnet.
     #[serde(alias = "cross-subnet")]
     CrossSubnet,
+    /// Calico IPIP mode, to every other node (needs the kernel's ipip module).
+    Ipip,
+    /// IPIP only to nodes on another subnet.
+    #[serde(rename = "ipip-crosssubnet")]
+    IpipCrossSubnet,
 }
 
+/// The device an encapsulated packet leaves through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Tunnel {
+    /// `weft.vxlan`: Ethernet in UDP, 50 bytes more per packet.
+    Vxlan,
+    /// `tunl0`: IPv4 in IPv4 (protocol 4), 20 bytes more per packet.
+    Ipip,
+}
+
+impl Tunnel {
+    /// The node's device of this tunnel.
+    pub fn device(self) -> &'static str {
+        match self {
+            Tunnel::Vxlan => crate::VXLAN_DEVICE,
+            Tunnel::Ipip => IPIP_DEVICE,
+        }
+    }
+
+    /// Bytes the encapsulation adds to each packet.
+    pub fn overhead(self) -> u32 {
+        match self {
+            Tunnel::Vxlan => crate::VXLAN_OVERHEAD,
+            Tunnel::Ipip => IPIP_OVERHEAD,
+        }
+    }
+}
+
+/// The IPIP device: the kernel's fallback tunnel (it exists in every namespace once the ipip
+/// module is loaded; Calico uses it the same way).
+pub const IPIP_DEVICE: &str = "tunl0";
+/// Bytes IPIP adds (the outer IPv4 header).
+pub const IPIP_OVERHEAD: u32 = 20;
+
+/// The IPAM handle of a node's IPIP tunnel address (Calico's name for it).
+pub fn ipip_tunnel_handle(node: &str) -> String {
+    format!("ipip-tunnel-addr-{node}")
+}
+
+/// Calico's IPPool `spec.ipipMode` takes the same three values as `vxlanMode`.
+pub type IpipMode = VxlanMode;
+
 impl Encap {
-    /// The VXLAN mode this default gives a pool.
-    pub fn vxlan_mode(self) -> VxlanMode {
+    /// The tunnel this default encapsulates with.
+    pub fn tunnel(self) -> Tunnel {
+        match self {
+            Encap::Ipip | Encap::IpipCrossSubnet => Tunnel::Ipip,
+            Encap::None | Encap::Vxlan | Encap::CrossSubnet => Tunnel::Vxlan,
+        }
+    }
+
+    /// When this default encapsulates, whichever the tunnel.
+    fn mode(self) -> VxlanMode {
         match self {
             Encap::None => VxlanMode::Never,
-            Encap::Vxlan => VxlanMode::Always,
-            Encap::CrossSubnet => VxlanMode::CrossSubnet,
+            Encap::Vxlan | Encap::Ipip => VxlanMode::Always,
+            Encap::CrossSubnet | Encap::IpipCrossSubnet => VxlanMode::CrossSubnet,
+        }
+    }
+
+    /// The VXLAN mode this default gives a pool (Never under an IPIP default).
+    pub fn vxlan_mode(self) -> VxlanMode {
+        match self.tunnel() {
+            Tunnel::Vxlan => self.mode(),
+            Tunnel::Ipip => VxlanMode::Never,
+        }
+    }
+
+    /// The IPIP mode this default gives a pool (Never unless the default is IPIP).
+    pub fn ipip_mode(self) -> IpipMode {
+        match self.tunnel() {
+            Tunnel::Ipip => self.mode(),
+            Tunnel::Vxlan => VxlanMode::Never,
         }
     }
 }
@@ -37,13 +108,11 @@ impl std::str::FromStr for Encap {
             "none" => Ok(Encap::None),
             "vxlan" => Ok(Encap::Vxlan),
             "crosssubnet" | "cross-subnet" | "vxlan-crosssubnet" => Ok(Encap::CrossSubnet),
-            "ipip" => Err(ValidationError::new(
-                "encap ipip",
-                "this build supports none, vxlan and crosssubnet; IPIP needs the ipip kernel module",
-            )),
+            "ipip" => Ok(Encap::Ipip),
+            "ipip-crosssubnet" | "ipip-cross-subnet" => Ok(Encap::IpipCrossSubnet),
             _ => Err(ValidationError::new(
                 format!("encap {s:?}"),
-                "use none, vxlan or crosssubnet",
+                "use none, vxlan, crosssubnet, ipip or ipip-crosssubnet",
             )),
         }
     }
@@ -55,6 +124,8 @@ impl std::fmt::Display for Encap {
             Encap::None => "none",
             Encap::Vxlan => "vxlan",
             Encap::CrossSubnet => "crosssubnet",
+            Encap::Ipip => "ipip",
+            Encap::IpipCrossSubnet => "ipip-crosssubnet",
         })
     }
 }
@@ -144,5 +215,25 @@ mod tests {
         assert!(!VxlanMode::Never.encapsulates(false));
         assert!(!VxlanMode::Never.may_encapsulate());
         assert!(VxlanMode::CrossSubnet.may_encapsulate());
+    }
+
+    #[test]
+    fn an_ipip_default_gives_pools_ipip_and_no_vxlan() {
+        for (s, mode) in [
+            ("ipip", VxlanMode::Always),
+            ("ipip-crosssubnet", VxlanMode::CrossSubnet),
+        ] {
+            let e: Encap = s.parse().unwrap();
+            assert_eq!(e.to_string(), s);
+            assert_eq!(serde_json::to_string(&e).unwrap(), format!("\"{s}\""));
+            assert_eq!(e.tunnel(), Tunnel::Ipip);
+            assert_eq!(e.ipip_mode(), mode);
+            assert_eq!(e.vxlan_mode(), VxlanMode::Never);
+        }
+        assert_eq!(Encap::CrossSubnet.ipip_mode(), VxlanMode::Never);
+        assert_eq!(Encap::None.tunnel(), Tunnel::Vxlan);
+        assert_eq!(Tunnel::Ipip.device(), "tunl0");
+        assert_eq!(Tunnel::Ipip.overhead(), 20);
+        assert_eq!(Tunnel::Vxlan.overhead(), 50);
     }
 }

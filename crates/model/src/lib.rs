@@ -19,7 +19,9 @@ mod ports;
 pub mod selector;
 mod validate;
 
-pub use encap::{Encap, VxlanMode};
+pub use encap::{
+    ipip_tunnel_handle, Encap, IpipMode, Tunnel, VxlanMode, IPIP_DEVICE, IPIP_OVERHEAD,
+};
 pub use node::{Node, DEFAULT_NODE_PREFIX};
 pub use ports::{PortProto, PublishedPort};
 pub use validate::{parse_cidr, parse_label, validate_lab_name, validate_name, ValidationError};
@@ -371,11 +373,8 @@ mod tests {
     #[test]
     fn enums_parse_and_reject() {
         assert_eq!("vxlan".parse::<Encap>().unwrap(), Encap::Vxlan);
-        assert!("ipip"
-            .parse::<Encap>()
-            .unwrap_err()
-            .to_string()
-            .contains("ipip"));
+        assert_eq!("ipip".parse::<Encap>().unwrap(), Encap::Ipip);
+        assert!("gre".parse::<Encap>().unwrap_err().to_string().contains("ipip"));
         assert_eq!("bridge".parse::<Driver>().unwrap(), Driver::Bridge);
         assert!("none".parse::<Isolation>().is_ok());
         assert!("foo".parse::<Isolation>().is_err());

@@ -206,6 +206,18 @@ impl Handle {
         self.create_link("create bridge", &name, name, m)
     }
 
+    /// Creates an IPIP device (down) with neither local nor remote address, like
+    /// `ip link add NAME type ipip`: it receives IP-in-IP from any node and sends to the
+    /// gateway of each route through it. The kernel loads the ipip module if it can;
+    /// a kernel without it answers EOPNOTSUPP.
+    pub fn create_ipip(&mut self, name: &str) -> Result<Link> {
+        let mut m = LinkMessage::default();
+        m.attributes.push(LinkAttribute::IfName(name.to_string()));
+        m.attributes
+            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::IpIp)]));
+        self.create_link("create ipip", &name, name, m)
+    }
+
     /// Creates a VXLAN device (down) with VNI `vni` on UDP port `port`, optional
     /// local address and underlay device, and MAC learning on or off.
     pub fn create_vxlan(

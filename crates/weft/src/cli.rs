@@ -203,8 +203,10 @@ pub struct LabUpArgs {
     #[arg(long, default_value = "master,slave1,slave2")]
     pub nodes: String,
     /// Default way between nodes for every pool without its own vxlanMode: none (plain routes
-    /// via the node's address), vxlan (Calico's VXLAN mode, always), or crosssubnet (VXLAN
-    /// only to nodes on another subnet, see --subnet).
+    /// via the node's address), vxlan (Calico's VXLAN mode, always), crosssubnet (VXLAN
+    /// only to nodes on another subnet, see --subnet), ipip (Calico's IPIP mode: tunl0, always)
+    /// or ipip-crosssubnet. IPIP needs the kernel's ipip module: lab up checks first and
+    /// refuses, making nothing, when the kernel lacks it.
     #[arg(long, default_value = "none")]
     pub encap: String,
     /// Put nodes on another underlay subnet: NODE[,NODE...]=CIDR, repeatable (e.g.
