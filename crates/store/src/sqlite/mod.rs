@@ -226,12 +226,7 @@ fn read_kv(conn: &Connection, key: &str) -> rusqlite::Result<Option<KeyValue>> {
 }
 
 fn list_kv(conn: &Connection, prefix: &str) -> rusqlite::Result<Vec<KeyValue>> {
-    let end = prefix_end(prefix);
-    let mut stmt = conn.prepare_cached(
-        "SELECT key, value, create_rev, mod_rev, version FROM kv
-         WHERE key >= ?1 AND (?2 IS NULL OR key < ?2) ORDER BY key",
-    )?;
-    let rows = stmt.query_map(params![prefix, end], |r| {
+    fn row(r: &rusqlite::Row) -> rusqlite::Result<KeyValue> {
         Ok(KeyValue {
             key: r.get(0)?,
             value: r.get(1)?,
@@ -239,8 +234,26 @@ fn list_kv(conn: &Connection, prefix: &str) -> rusqlite::Result<Vec<KeyValue>> {
             mod_revision: r.get(3)?,
             version: r.get(4)?,
         })
-    })?;
-    rows.collect()
+    }
+    // Two statements, not one with `(?2 IS NULL OR key < ?2)`: SQLite cannot use an upper
+    // bound it does not know is there, and read every key after the prefix to the end of the
+    // table (a list of `/weft/nodes/` went through all the services and workloads).
+    match prefix_end(prefix) {
+        Some(end) => conn
+            .prepare_cached(
+                "SELECT key, value, create_rev, mod_rev, version FROM kv
+                 WHERE key >= ?1 AND key < ?2 ORDER BY key",
+            )?
+            .query_map(params![prefix, end], row)?
+            .collect(),
+        None => conn
+            .prepare_cached(
+                "SELECT key, value, create_rev, mod_rev, version FROM kv
+                 WHERE key >= ?1 ORDER BY key",
+            )?
+            .query_map(params![prefix], row)?
+            .collect(),
+    }
 }
 
 fn insert_event(tx: &Transaction, rev: Revision, idx: i64, ev: &Event) -> rusqlite::Result<()> {
