@@ -178,10 +178,14 @@ impl<'a> Bench<'a> {
             )?;
             pass.push(ms(t.elapsed()));
         }
-        // The same in parts, on the raw backend: catch the cache up, compute, compare and update.
+        // The same in parts, on the raw backend: catch the cache up, compute the changed
+        // parts, send their difference.
         let (mut events, mut compute, mut diff) = (vec![], vec![], vec![]);
-        let mut last = rules::ruleset(&rules::RulesInput::from_state(NODE, cache.state()));
-        self.raw.apply(&last)?;
+        let _ = cache.take_changes();
+        let (mut prog, table) =
+            rules::Programmed::full(&rules::RulesInput::from_state(NODE, cache.state()));
+        self.raw.apply(&table)?;
+        drop(table);
         for i in 0..updates {
             toggle(i)?;
             let t = Instant::now();
@@ -192,14 +196,20 @@ impl<'a> Bench<'a> {
                 }
                 cache.apply(&ev)?;
             }
+            let changes = cache.take_changes();
             events.push(ms(t.elapsed()));
             let t = Instant::now();
-            let table = rules::ruleset(&rules::RulesInput::from_state(NODE, cache.state()));
+            let step = prog
+                .step(
+                    &rules::RulesInput::from_state(NODE, cache.state()),
+                    &changes,
+                )
+                .context("an incremental step")?;
             compute.push(ms(t.elapsed()));
             let t = Instant::now();
-            self.raw.update(&last, &table)?;
+            self.raw.update_part(&step.old, &step.new)?;
             diff.push(ms(t.elapsed()));
-            last = table;
+            prog.commit(step);
         }
         rep.series(
             &format!("one update: write the endpoint into the store ({n})"),
@@ -207,7 +217,7 @@ impl<'a> Bench<'a> {
             &put,
         );
         rep.series(
-            &format!("one update: weft agent pass (watch, table difference) ({n})"),
+            &format!("one update: weft agent pass (watch, changed parts) ({n})"),
             "ms",
             &pass,
         );
@@ -217,12 +227,12 @@ impl<'a> Bench<'a> {
             &events,
         );
         rep.series(
-            &format!("  update, of which: compute the table ({n})"),
+            &format!("  update, of which: compute the changed parts ({n})"),
             "ms",
             &compute,
         );
         rep.series(
-            &format!("  update, of which: compare and update the kernel ({n})"),
+            &format!("  update, of which: send their difference to the kernel ({n})"),
             "ms",
             &diff,
         );

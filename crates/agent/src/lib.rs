@@ -138,9 +138,14 @@ fn fresh(store: &dyn Store) -> Result<(StateCache, Box<dyn Watch>)> {
 /// difference (one transaction either way).
 pub struct Nft {
     backend: NetlinkBackend,
+    /// The whole table as last programmed by a full pass from a read of the store (the next
+    /// such pass sends only the difference from it).
     last: Option<weft_nft::Table>,
-    /// UDP service ports and their endpoints as last programmed (stale conntrack cleanup).
-    udp: Option<rules::UdpBackends>,
+    /// The table as programmed, in parts: a pass from the watch's changes redoes only the
+    /// parts they touch (see [`rules::Programmed`]).
+    programmed: Option<rules::Programmed>,
+    /// The next pass replaces the table whole.
+    forced: bool,
     /// The namespace the table is in, when not the calling thread's (conntrack goes there too).
     netns: Option<weft_netlink::Netns>,
 }
@@ -152,7 +157,8 @@ impl Nft {
         Nft {
             backend,
             last: None,
-            udp: None,
+            programmed: None,
+            forced: false,
             netns: None,
         }
     }
@@ -160,26 +166,57 @@ impl Nft {
     /// A table programmer for the namespace `ns`, whichever thread calls it.
     pub fn in_netns(ns: &weft_netlink::Netns) -> Result<Nft> {
         Ok(Nft {
-            backend: NetlinkBackend::in_netns(ns).context("nf_tables socket in the namespace")?,
-            last: None,
-            udp: None,
             netns: Some(ns.try_clone()?),
+            ..Nft::new(NetlinkBackend::in_netns(ns).context("nf_tables socket in the namespace")?)
         })
     }
 
     /// Forgets what was programmed: the next pass replaces the table whole.
     pub fn forget(&mut self) {
         self.last = None;
+        self.forced = true;
+    }
+
+    /// Programs the rules of `input`: only what `changes` touch when they are known (a pass
+    /// from the watch) and a previous pass left its parts, else the whole table.
+    fn program_rules(
+        &mut self,
+        input: &rules::RulesInput,
+        changes: Option<&weft_dataplane::Changes>,
+    ) -> Result<()> {
+        if let (Some(changes), Some(prog), false) = (changes, &mut self.programmed, self.forced) {
+            if let Some(mut step) = prog.step(input, changes) {
+                match self.backend.update_part(&step.old, &step.new) {
+                    Ok(()) => {
+                        let stale = std::mem::take(&mut step.stale_udp);
+                        prog.commit(step);
+                        self.delete_stale_udp(stale);
+                        return Ok(());
+                    }
+                    Err(e) => warn!(
+                        "update of the changed parts failed ({e}); programming the whole table"
+                    ),
+                }
+            }
+        }
+        let before = self.programmed.take().map(|p| p.udp_backends());
+        let (prog, table) = rules::Programmed::full(input);
+        self.program(table)?;
+        if changes.is_some() {
+            // A pass from the watch keeps the table in parts only.
+            self.last = None;
+        }
+        self.forced = false;
+        if let Some(before) = before {
+            self.delete_stale_udp(before.stale(&prog.udp_backends()));
+        }
+        self.programmed = Some(prog);
+        Ok(())
     }
 
     /// After the table is programmed: deletes the UDP conntrack entries still pointing at
     /// endpoints that went away, as kube-proxy does (a failure is only reported).
-    fn clear_stale_udp(&mut self, now: rules::UdpBackends) {
-        let filters = match &self.udp {
-            Some(before) => before.stale(&now),
-            None => vec![],
-        };
-        self.udp = Some(now);
+    fn delete_stale_udp(&mut self, filters: Vec<weft_nft::conntrack::Filter>) {
         if filters.is_empty() {
             return;
         }
@@ -208,6 +245,7 @@ impl Nft {
             }
             Err(e) => {
                 self.last = None;
+                self.programmed = None;
                 Err(e.into())
             }
         }
@@ -245,6 +283,10 @@ pub fn reconcile_cached(
     watch: &mut dyn Watch,
 ) -> Result<i64> {
     let res = reconcile_once(store, h, nft, node, Source::Cache { cache, watch });
+    if res.is_err() {
+        // The changes taken from the cache may not all be programmed: start afresh.
+        nft.forget();
+    }
     report(store, node, res)
 }
 
@@ -287,9 +329,11 @@ fn reconcile_once(
     // Order matters: routes, then the store, then links (see `owned_routes`).
     let current = owned_routes(h)?;
     let loaded;
+    let changes;
     let state: &ClusterState = match source {
         Source::Store => {
             loaded = ClusterState::load(store)?;
+            changes = None;
             &loaded
         }
         Source::Cache { cache, watch } => {
@@ -300,6 +344,7 @@ fn reconcile_once(
                 }
                 cache.apply(&events)?;
             }
+            changes = Some(cache.take_changes());
             cache.state()
         }
     };
@@ -325,9 +370,8 @@ fn reconcile_once(
         warn!("{w}");
     }
     let input = rules::RulesInput::from_state(node, state);
-    nft.program(rules::ruleset(&input))
+    nft.program_rules(&input, changes.as_ref())
         .context("program table inet weft")?;
-    nft.clear_stale_udp(rules::UdpBackends::of(&input));
     let applied = apply(h, &current, &p)?;
     for r in &applied.added {
         info!(route = %r.dst, "route added");

@@ -20,4 +20,4 @@ mod state;
 pub mod vxlan;
 
 pub use plan::{apply, owned_routes, plan, Applied, NodePlan, PlanInput};
-pub use state::{ClusterState, StateCache};
+pub use state::{Changes, ClusterState, StateCache};

@@ -186,6 +186,9 @@ fn write_key(f: &mut Formatter<'_>, key: &[Field], l4: Option<u8>) -> fmt::Resul
             f.write_str(" . ")?;
         }
         f.write_str(field_name(*field, l4))?;
+        if let Field::Numgen(n) = field {
+            write!(f, " {n}")?;
+        }
     }
     Ok(())
 }

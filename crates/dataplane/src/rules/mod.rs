@@ -17,6 +17,7 @@
 //! exists and a new workload is covered from its first packet.
 
 mod bridge;
+mod incremental;
 mod memo;
 mod policy;
 mod services;
@@ -33,6 +34,7 @@ use weft_nft::{
 };
 
 pub use bridge::MARK_PUBLISHED;
+pub use incremental::{Programmed, Step};
 pub use policy::SelectorSets;
 pub use services::{affinity_set, endpoints_of as services_endpoints};
 pub use stale_udp::UdpBackends;
@@ -129,7 +131,7 @@ fn profile_chain(dir: PolicyType, network: &str) -> String {
         PolicyType::Egress => format!("prof_out_{}", chain_safe(network)),
     }
 }
-fn network_set(network: &str) -> String {
+pub(crate) fn network_set(network: &str) -> String {
     format!("net_{}", chain_safe(network))
 }
 
@@ -147,6 +149,24 @@ pub(crate) fn rule(exprs: Vec<Expr>, comment: &str) -> Rule {
 
 /// Builds the node's whole table.
 pub fn ruleset(input: &RulesInput) -> Table {
+    let mut t = base(input);
+    let endpoints = services::endpoints_of(input.services, input.workloads);
+    for (s, eps) in input.services.iter().zip(endpoints) {
+        services::add(&mut t, services::piece(s, &eps));
+    }
+    t
+}
+
+/// The table without the services' own pieces (their chains, affinity sets, and elements of
+/// the shared service maps and sets): what depends on everything but the services.
+pub(crate) fn base(input: &RulesInput) -> Table {
+    base_parts(input).0
+}
+
+/// [`base`], and the selector of each selector set in it (by set name).
+pub(crate) fn base_parts(
+    input: &RulesInput,
+) -> (Table, Vec<(String, weft_model::selector::Selector)>) {
     let mut t = Table::new(TABLE);
     let mut policies: Vec<&NormalizedPolicy> = input.policies.iter().collect();
     policies.sort_by(|a, b| a.cmp_order(b));
@@ -263,6 +283,7 @@ pub fn ruleset(input: &RulesInput) -> Table {
             }
         }
     }
+    let selectors = sets.selectors();
     t.sets.extend(sets.into_sets());
     t.maps
         .push(Map::verdicts("wl-from", KeyType::Ifname, wl_from));
@@ -363,8 +384,8 @@ pub fn ruleset(input: &RulesInput) -> Table {
     ));
     egress_nat(&mut t, input);
     bridge::compile(&mut t, input);
-    services::compile(&mut t, input);
-    t
+    services::global(&mut t, input);
+    (t, selectors)
 }
 
 /// Calico's natOutgoing: traffic from the workloads of networks that want it, to anything

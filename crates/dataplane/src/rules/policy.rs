@@ -51,6 +51,11 @@ impl<'a> SelectorSets<'a> {
             .selects(self.workloads, sel, &canonical, idx)
     }
 
+    /// Each set's name and selector.
+    pub fn selectors(&self) -> Vec<(String, Selector)> {
+        self.names.values().cloned().collect()
+    }
+
     pub fn into_sets(mut self) -> Vec<Set> {
         let names = std::mem::take(&mut self.names);
         names

@@ -10,14 +10,16 @@ use std::net::Ipv4Addr;
 use weft_model::policy::Service;
 use weft_model::Workload;
 use weft_nft::{
-    BaseChain, Chain, CmpOp, Expr, Field, Hook, KeyType, Map, MarkSet, Policy, Reject, Rule, Set,
-    Value, Verdict,
+    BaseChain, Chain, CmpOp, Data, Expr, Field, Hook, KeyType, Map, MapData, MarkSet, Policy,
+    Reject, Rule, Set, Value, Verdict,
 };
 
 use super::{chain_safe, rule, RulesInput};
 
 /// Mark bit: masquerade this packet on its way out.
 pub const MARK_MASQ: u32 = 0x4000;
+/// The set of `address . address` of the node's workloads (hairpin traffic).
+pub const HAIRPIN_SET: &str = "svc-hairpin";
 
 fn key3() -> KeyType {
     KeyType::Concat(vec![
@@ -78,115 +80,364 @@ pub fn endpoints_of(services: &[Service], workloads: &[Workload]) -> Vec<Vec<Ipv
         .collect()
 }
 
-/// Adds the service maps, chains and hooks to `t`.
-pub fn compile(t: &mut weft_nft::Table, input: &RulesInput) {
-    let mut svc_map = vec![];
-    let mut nodeport_map = vec![];
-    let mut no_ep = vec![];
-    let mut no_ep_nodeports = vec![];
-    let endpoints = endpoints_of(input.services, input.workloads);
-    for (s, eps) in input.services.iter().zip(endpoints) {
-        let (Some(ip), Ok(ports)) = (s.cluster_ip(), s.ports()) else {
-            continue;
-        };
-        let affinity = s.session_affinity().ok().flatten();
-        let base = format!("{}.{}", s.metadata.namespace, s.metadata.name);
-        for p in &ports {
-            let id = chain_safe(&format!("{base}_{}{}", proto_name(p.protocol), p.port));
-            let key = Value::Concat(vec![
-                Value::Ipv4(ip),
-                Value::Proto(p.protocol),
-                Value::Port(p.port),
-            ]);
-            if eps.is_empty() {
-                no_ep.push(key);
-                if let Some(np) = p.node_port {
-                    no_ep_nodeports.push(Value::Concat(vec![
-                        Value::Proto(p.protocol),
-                        Value::Port(np),
-                    ]));
-                }
-                continue;
+/// What one service adds to the table: its chains and affinity sets, and its elements of the
+/// shared maps and sets. A service's piece depends only on the service and its endpoints, so
+/// a pass that keeps the pieces redoes only those of the services that changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Piece {
+    pub chains: Vec<Chain>,
+    /// Session affinity sets (dynamic).
+    pub sets: Vec<Set>,
+    /// Elements of the `services` map.
+    pub services: Vec<(Value, Verdict)>,
+    /// Elements of the `nodeports` map.
+    pub nodeports: Vec<(Value, Verdict)>,
+    /// Elements of the `no-endpoints` set.
+    pub no_endpoints: Vec<Value>,
+    /// Elements of the `no-endpoint-nodeports` set.
+    pub no_endpoint_nodeports: Vec<Value>,
+    /// Elements of the endpoint maps (`svc-eps-N`, `np-eps-N`): map, key, data.
+    pub endpoints: Vec<(String, Value, Data)>,
+}
+
+/// Services of at most this many endpoints (and no session affinity) need no chain of their
+/// own: their endpoints are elements of the map `svc-eps-N` of their number N of endpoints,
+/// keyed by `address . protocol . port . choice`, and one rule per N DNATs with
+/// `numgen random mod N` as the choice.
+pub const MAP_ENDPOINTS: usize = 8;
+
+/// The map of the endpoints of services with `n` endpoints.
+fn eps_map(n: usize) -> String {
+    format!("svc-eps-{n}")
+}
+
+/// The same for NodePorts (keyed by `protocol . port . choice`).
+fn np_eps_map(n: usize) -> String {
+    format!("np-eps-{n}")
+}
+
+/// The names of the maps and sets every service adds elements to.
+pub fn shared_names() -> Vec<String> {
+    let mut v: Vec<String> = [
+        "services",
+        "nodeports",
+        "no-endpoints",
+        "no-endpoint-nodeports",
+    ]
+    .map(String::from)
+    .to_vec();
+    for n in 1..=MAP_ENDPOINTS {
+        v.push(eps_map(n));
+        v.push(np_eps_map(n));
+    }
+    v
+}
+
+fn key4() -> KeyType {
+    KeyType::Concat(vec![
+        KeyType::Ipv4Addr,
+        KeyType::InetProto,
+        KeyType::InetService,
+        KeyType::Mark,
+    ])
+}
+
+fn np_key3() -> KeyType {
+    KeyType::Concat(vec![
+        KeyType::InetProto,
+        KeyType::InetService,
+        KeyType::Mark,
+    ])
+}
+
+fn ep_data() -> KeyType {
+    KeyType::Concat(vec![KeyType::Ipv4Addr, KeyType::InetService])
+}
+
+/// Adds `p` to `t` (which [`global`] prepared).
+pub fn add(t: &mut weft_nft::Table, p: Piece) {
+    t.chains.extend(p.chains);
+    t.sets.extend(p.sets);
+    if !p.endpoints.is_empty() {
+        let at: HashMap<String, usize> = t
+            .maps
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.name.contains("-eps-"))
+            .map(|(i, m)| (m.name.clone(), i))
+            .collect();
+        for (map, k, d) in p.endpoints {
+            if let Some(&i) = at.get(&map) {
+                t.maps[i].elements.push((k, d));
             }
-            let svc_chain = format!("svc_{id}");
-            let mut targets = vec![];
-            // Session affinity first: a client seen lately goes back to its endpoint.
-            let mut rules = vec![];
+        }
+    }
+    for m in t.maps.iter_mut() {
+        match m.name.as_str() {
+            "services" => m.elements.extend(
+                p.services
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Data::Verdict(v.clone()))),
+            ),
+            "nodeports" => m.elements.extend(
+                p.nodeports
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Data::Verdict(v.clone()))),
+            ),
+            _ => {}
+        }
+    }
+    for s in t.sets.iter_mut() {
+        match s.name.as_str() {
+            "no-endpoints" => s.elements.extend(p.no_endpoints.iter().cloned()),
+            "no-endpoint-nodeports" => s.elements.extend(p.no_endpoint_nodeports.iter().cloned()),
+            _ => {}
+        }
+    }
+}
+
+/// The piece of service `s` whose endpoints are `eps`.
+///
+/// Per port with endpoints, one chain `svc_…` choosing an endpoint with a `numgen` cascade
+/// and DNATing in the same rule: one chain and about twelve expressions per service of two
+/// endpoints (kube-proxy's shape, a chain per endpoint, costs the kernel three times as many
+/// objects to load and to validate). With session affinity, a chain per endpoint remembers
+/// the client (`ep_…`), and the service chain sends a client seen lately back to it.
+pub fn piece(s: &Service, eps: &[Ipv4Addr]) -> Piece {
+    let mut out = Piece::default();
+    let (Some(ip), Ok(ports)) = (s.cluster_ip(), s.ports()) else {
+        return out;
+    };
+    let affinity = s.session_affinity().ok().flatten();
+    let base = format!("{}.{}", s.metadata.namespace, s.metadata.name);
+    for p in &ports {
+        let id = chain_safe(&format!("{base}_{}{}", proto_name(p.protocol), p.port));
+        let key = Value::Concat(vec![
+            Value::Ipv4(ip),
+            Value::Proto(p.protocol),
+            Value::Port(p.port),
+        ]);
+        if eps.is_empty() {
+            out.no_endpoints.push(key);
+            if let Some(np) = p.node_port {
+                out.no_endpoint_nodeports.push(Value::Concat(vec![
+                    Value::Proto(p.protocol),
+                    Value::Port(np),
+                ]));
+            }
+            continue;
+        }
+        let target = (p.protocol, p.target_port);
+        if affinity.is_none() && eps.len() <= MAP_ENDPOINTS {
+            // Endpoints as elements: no chain, only an extra one for a NodePort.
+            let n = eps.len();
+            let data = |ep: &Ipv4Addr| {
+                Data::Value(Value::Concat(vec![
+                    Value::Ipv4(*ep),
+                    Value::Port(p.target_port),
+                ]))
+            };
             for (i, ep) in eps.iter().enumerate() {
-                let ep_chain = format!("ep_{id}_{i}");
-                let aff = affinity.map(|timeout| {
+                out.endpoints.push((
+                    eps_map(n),
+                    Value::Concat(vec![
+                        Value::Ipv4(ip),
+                        Value::Proto(p.protocol),
+                        Value::Port(p.port),
+                        Value::Mark(i as u32),
+                    ]),
+                    data(ep),
+                ));
+            }
+            if let Some(np) = p.node_port {
+                for (i, ep) in eps.iter().enumerate() {
+                    out.endpoints.push((
+                        np_eps_map(n),
+                        Value::Concat(vec![
+                            Value::Proto(p.protocol),
+                            Value::Port(np),
+                            Value::Mark(i as u32),
+                        ]),
+                        data(ep),
+                    ));
+                }
+                let ext = format!("ext_{id}");
+                out.chains.push(Chain::regular(
+                    &ext,
+                    vec![rule(
+                        vec![
+                            Expr::SetMark(MarkSet::Or(MARK_MASQ)),
+                            Expr::DnatMap {
+                                key: vec![Field::L4Proto, Field::ThDport, Field::Numgen(n as u32)],
+                                map: np_eps_map(n),
+                            },
+                        ],
+                        &format!(
+                            "service {base}: NodePort {np} from anywhere is masqueraded, {n} endpoint(s)"
+                        ),
+                    )],
+                ));
+                out.nodeports.push((
+                    Value::Concat(vec![Value::Proto(p.protocol), Value::Port(np)]),
+                    Verdict::Goto(ext),
+                ));
+            }
+            continue;
+        }
+        let svc_chain = format!("svc_{id}");
+        let mut rules = vec![];
+        match affinity {
+            // Session affinity first: a client seen lately goes back to its endpoint.
+            Some(timeout) => {
+                let mut targets = vec![];
+                for (i, ep) in eps.iter().enumerate() {
+                    let ep_chain = format!("ep_{id}_{i}");
                     let set = affinity_set(&id, *ep);
-                    t.sets.push(Set::dynamic(&set, KeyType::Ipv4Addr, timeout));
+                    out.sets
+                        .push(Set::dynamic(&set, KeyType::Ipv4Addr, timeout));
                     rules.push(rule(
                         vec![Expr::in_set(&[Field::IpSaddr], &set), Expr::goto(&ep_chain)],
                         &format!("session affinity to {ep} ({timeout}s)"),
                     ));
-                    set
-                });
-                t.chains.push(endpoint_chain(
-                    &ep_chain,
-                    &base,
-                    *ep,
-                    (p.protocol, p.target_port),
-                    aff.as_deref(),
-                ));
-                targets.push(Verdict::Goto(ep_chain));
-            }
-            // numgen cascade rather than an anonymous vmap: anonymous sets make the kernel
-            // re-walk the transaction for each one, which does not scale to 10,000 services.
-            let mut cascade = Rule::numgen_cascade(&targets);
-            if let Some(first) = cascade.first_mut() {
-                first.comment = Some(format!(
+                    out.chains
+                        .push(endpoint_chain(&ep_chain, &base, *ep, target, &set));
+                    targets.push(Verdict::Goto(ep_chain));
+                }
+                // numgen cascade rather than an anonymous vmap: anonymous sets make the
+                // kernel re-walk the transaction for each one, which does not scale.
+                let mut cascade = Rule::numgen_cascade(&targets);
+                cascade[0].comment = Some(format!(
                     "service {base} port {}/{}: {} endpoint(s)",
                     p.port,
                     proto_name(p.protocol),
                     eps.len()
                 ));
+                rules.extend(cascade);
             }
-            rules.extend(cascade);
-            t.chains.push(Chain::regular(&svc_chain, rules));
-            svc_map.push((key, Verdict::Goto(svc_chain.clone())));
-            if let Some(np) = p.node_port {
-                let ext = format!("ext_{id}");
-                t.chains.push(Chain::regular(
-                    &ext,
-                    vec![rule(
-                        vec![
-                            Expr::SetMark(MarkSet::Or(MARK_MASQ)),
-                            Expr::goto(&svc_chain),
-                        ],
-                        &format!("service {base}: NodePort {np} from anywhere is masqueraded"),
-                    )],
-                ));
-                nodeport_map.push((
-                    Value::Concat(vec![Value::Proto(p.protocol), Value::Port(np)]),
-                    Verdict::Goto(ext),
-                ));
-            }
+            None => rules.extend(dnat_cascade(&base, p.port, eps, target)),
+        }
+        out.chains.push(Chain::regular(&svc_chain, rules));
+        out.services.push((key, Verdict::Goto(svc_chain.clone())));
+        if let Some(np) = p.node_port {
+            let ext = format!("ext_{id}");
+            out.chains.push(Chain::regular(
+                &ext,
+                vec![rule(
+                    vec![
+                        Expr::SetMark(MarkSet::Or(MARK_MASQ)),
+                        Expr::goto(&svc_chain),
+                    ],
+                    &format!("service {base}: NodePort {np} from anywhere is masqueraded"),
+                )],
+            ));
+            out.nodeports.push((
+                Value::Concat(vec![Value::Proto(p.protocol), Value::Port(np)]),
+                Verdict::Goto(ext),
+            ));
         }
     }
-    t.maps.push(Map::verdicts("services", key3(), svc_map));
-    t.maps
-        .push(Map::verdicts("nodeports", key2(), nodeport_map));
-    t.sets.push(Set::new("no-endpoints", key3(), no_ep));
+    out
+}
+
+/// `numgen random mod N 0 … dnat to EP0`, `numgen random mod N-1 0 … dnat to EP1`, …,
+/// `dnat to EPn`: each endpoint evenly, the DNAT in the rule that picks it.
+fn dnat_cascade(
+    service: &str,
+    service_port: u16,
+    eps: &[Ipv4Addr],
+    (proto, port): (u8, u16),
+) -> Vec<Rule> {
+    let n = eps.len();
+    eps.iter()
+        .enumerate()
+        .map(|(i, ep)| {
+            let left = (n - i) as u32;
+            let mut exprs = vec![];
+            if left > 1 {
+                exprs.push(Expr::NumgenIs {
+                    modulus: left,
+                    value: 0,
+                });
+            }
+            exprs.push(Expr::l4proto(proto));
+            exprs.push(Expr::dnat(*ep, Some(port)));
+            let comment = format!(
+                "service {service} port {service_port}/{}: {ep}:{port}, {} of {n}",
+                proto_name(proto),
+                i + 1
+            );
+            rule(exprs, &comment)
+        })
+        .collect()
+}
+
+/// The maps, sets and chains every service shares, without any service's elements: the
+/// dispatch (`services`, `nodeports`), the refusal of services without endpoints, the hooks,
+/// and masquerade by mark and for hairpin traffic.
+pub fn global(t: &mut weft_nft::Table, input: &RulesInput) {
+    t.maps.push(Map::verdicts("services", key3(), vec![]));
+    for n in 1..=MAP_ENDPOINTS {
+        for (name, key) in [(eps_map(n), key4()), (np_eps_map(n), np_key3())] {
+            t.maps.push(Map {
+                name,
+                key,
+                data: MapData::Value(ep_data()),
+                flags: Default::default(),
+                elements: vec![],
+            });
+        }
+    }
+    t.maps.push(Map::verdicts("nodeports", key2(), vec![]));
+    t.sets.push(Set::new("no-endpoints", key3(), vec![]));
     t.sets
-        .push(Set::new("no-endpoint-nodeports", key2(), no_ep_nodeports));
+        .push(Set::new("no-endpoint-nodeports", key2(), vec![]));
     t.sets.push(Set::new(
         "node-addrs",
         KeyType::Ipv4Addr,
         input.node_addrs.iter().map(|a| Value::Ipv4(*a)).collect(),
     ));
+    // Hairpin: an endpoint reaching itself through its service leaves DNAT with its own
+    // address as source and destination. Only the node's own workloads can do that here (the
+    // DNAT happens on the client's node).
+    let mut local: Vec<Ipv4Addr> = input
+        .workloads
+        .iter()
+        .filter(|w| w.node == input.node)
+        .filter_map(|w| w.ip)
+        .collect();
+    local.sort();
+    local.dedup();
+    t.sets.push(Set::new(
+        HAIRPIN_SET,
+        KeyType::Concat(vec![KeyType::Ipv4Addr, KeyType::Ipv4Addr]),
+        local
+            .into_iter()
+            .map(|a| Value::Concat(vec![Value::Ipv4(a), Value::Ipv4(a)]))
+            .collect(),
+    ));
 
-    let dispatch = vec![
-        Rule::new(vec![Expr::vmap(
-            &[Field::IpDaddr, Field::L4Proto, Field::ThDport],
-            "services",
-        )]),
-        Rule::new(vec![
-            Expr::in_set(&[Field::IpDaddr], "node-addrs"),
-            Expr::vmap(&[Field::L4Proto, Field::ThDport], "nodeports"),
-        ]),
-    ];
+    let mut dispatch = vec![Rule::new(vec![Expr::vmap(
+        &[Field::IpDaddr, Field::L4Proto, Field::ThDport],
+        "services",
+    )])];
+    for n in 1..=MAP_ENDPOINTS {
+        dispatch.push(rule(
+            vec![Expr::DnatMap {
+                key: vec![
+                    Field::IpDaddr,
+                    Field::L4Proto,
+                    Field::ThDport,
+                    Field::Numgen(n as u32),
+                ],
+                map: eps_map(n),
+            }],
+            &format!("services with {n} endpoint(s): one at random"),
+        ));
+    }
+    dispatch.extend([Rule::new(vec![
+        Expr::in_set(&[Field::IpDaddr], "node-addrs"),
+        Expr::vmap(&[Field::L4Proto, Field::ThDport], "nodeports"),
+    ])]);
     t.chains.push(Chain::regular("services", dispatch));
     for (name, hook) in [
         ("nat-prerouting", Hook::Prerouting),
@@ -212,7 +463,18 @@ pub fn compile(t: &mut weft_nft::Table, input: &RulesInput) {
                     Expr::counter(),
                     Expr::masquerade(),
                 ],
-                "services: masquerade marked traffic (NodePort from outside, hairpin)",
+                "services: masquerade marked traffic (NodePort from outside)",
+            ),
+        );
+        post.rules.insert(
+            1,
+            rule(
+                vec![
+                    Expr::in_set(&[Field::IpSaddr, Field::IpDaddr], HAIRPIN_SET),
+                    Expr::counter(),
+                    Expr::masquerade(),
+                ],
+                "services: hairpin (an endpoint reaching itself through its service) is masqueraded",
             ),
         );
     }
@@ -265,154 +527,25 @@ pub fn affinity_set(port_id: &str, ep: Ipv4Addr) -> String {
     format!("aff_{port_id}_{ep}")
 }
 
-/// `ep_…`: hairpin traffic (the endpoint reaching itself) is marked for masquerade; with
-/// session affinity the client is remembered (`update @aff_… { ip saddr }`); then DNAT.
+/// `ep_…` (session affinity): the client is remembered (`update @aff_… { ip saddr }`), then
+/// DNAT.
 fn endpoint_chain(
     name: &str,
     service: &str,
     ep: Ipv4Addr,
     (proto, port): (u8, u16),
-    affinity: Option<&str>,
+    set: &str,
 ) -> Chain {
-    let mut rules = vec![rule(
-        vec![
-            Expr::eq(Field::IpSaddr, ep),
-            Expr::SetMark(MarkSet::Or(MARK_MASQ)),
-        ],
-        "hairpin: an endpoint reaching itself through its service",
-    )];
-    if let Some(set) = affinity {
-        rules.push(Rule::new(vec![Expr::set_update(&[Field::IpSaddr], set)]));
-    }
-    rules.push(rule(
-        vec![Expr::l4proto(proto), Expr::dnat(ep, Some(port))],
-        &format!("service {service} endpoint {ep}:{port}"),
-    ));
+    let rules = vec![
+        Rule::new(vec![Expr::set_update(&[Field::IpSaddr], set)]),
+        rule(
+            vec![Expr::l4proto(proto), Expr::dnat(ep, Some(port))],
+            &format!("service {service} endpoint {ep}:{port}"),
+        ),
+    ];
     Chain::regular(name, rules)
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use crate::rules::{ruleset, RulesInput};
-    use weft_model::policy::Service;
-    use weft_model::Workload;
-
-    pub(crate) fn workload(name: &str, ip: [u8; 4]) -> Workload {
-        Workload {
-            name: name.into(),
-            id: format!("{name:0>64}"),
-            node: "n1".into(),
-            network: "net1".into(),
-            ip: Some(ip.into()),
-            host_iface: format!("cali{name:0>11}"),
-            labels: [("app".to_string(), "dns".to_string())].into(),
-            image: "toolbox".into(),
-            command: vec![],
-            net_of: None,
-            created: 0,
-        }
-    }
-
-    pub(crate) fn service(extra: &str) -> Service {
-        let yaml = format!(
-            "apiVersion: v1\nkind: Service\nmetadata:\n  name: dns\nspec:\n  type: NodePort\n  clusterIP: 10.96.0.10\n  selector:\n    app: dns\n  ports:\n  - port: 53\n    protocol: UDP\n    nodePort: 30053\n{extra}"
-        );
-        match weft_model::policy::decode_documents(&yaml)
-            .expect("a service")
-            .remove(0)
-        {
-            weft_model::policy::Resource::Service(s) => s,
-            other => panic!("not a service: {other:?}"),
-        }
-    }
-
-    pub(crate) fn with<T>(
-        services: &[Service],
-        workloads: &[Workload],
-        f: impl FnOnce(&RulesInput) -> T,
-    ) -> T {
-        let input = RulesInput {
-            node: "n1",
-            networks: &[],
-            workloads,
-            policies: &[],
-            cluster_nets: vec![],
-            services,
-            node_addrs: vec![Ipv4Addr::new(198, 51, 100, 11)],
-            deny_action: weft_model::DenyAction::Drop,
-            blocks: &[],
-            ports: &[],
-        };
-        f(&input)
-    }
-
-    #[test]
-    fn client_ip_affinity_is_consulted_before_the_random_choice() {
-        let eps = [
-            workload("a", [10, 244, 0, 5]),
-            workload("b", [10, 244, 0, 6]),
-        ];
-        let svc = [service(
-            "  sessionAffinity: ClientIP\n  sessionAffinityConfig:\n    clientIP:\n      timeoutSeconds: 600\n",
-        )];
-        let t = with(&svc, &eps, ruleset);
-        let set = affinity_set("default.dns_udp53", Ipv4Addr::new(10, 244, 0, 5));
-        let s = t.set(&set).expect("a set per endpoint");
-        assert!(s.flags.dynamic && s.flags.timeout == Some(600), "{s}");
-        let chain = t.chain("svc_default.dns_udp53").expect("service chain");
-        let lines: Vec<String> = chain.rules.iter().map(|r| r.to_string()).collect();
-        assert!(
-            lines[0].starts_with(&format!("ip saddr @{set} goto ep_default.dns_udp53_0")),
-            "{lines:?}"
-        );
-        assert!(lines[2].contains("numgen random mod 2"), "{lines:?}");
-        let ep = t.chain("ep_default.dns_udp53_0").expect("endpoint chain");
-        assert!(
-            ep.rules
-                .iter()
-                .any(|r| r.to_string() == format!("update @{set} {{ ip saddr }}")),
-            "{ep}"
-        );
-        // The whole table compiles (the sets exist, are dynamic, have the right key).
-        weft_nft::Summary::of(&t).expect("compiles");
-        // Without affinity: no sets, the random choice comes first.
-        let t = with(&[service("")], &eps, ruleset);
-        assert!(!t.sets.iter().any(|s| s.name.starts_with("aff_")));
-        let chain = t.chain("svc_default.dns_udp53").expect("service chain");
-        assert!(chain.rules[0].to_string().contains("numgen"), "{chain}");
-    }
-
-    #[test]
-    fn the_label_index_finds_what_matching_every_workload_finds() {
-        let mut ws = vec![
-            workload("a", [10, 244, 0, 5]),
-            workload("b", [10, 244, 0, 6]),
-            workload("c", [10, 244, 0, 7]),
-            workload("d", [10, 244, 0, 5]),
-        ];
-        ws[1].labels.insert("tier".into(), "front".into());
-        ws[2].labels = [("app".to_string(), "web".to_string())].into();
-        ws[3].ip = None;
-        let mut two_keys = service("");
-        two_keys.spec.selector.insert("tier".into(), "front".into());
-        let mut nobody = service("");
-        nobody.spec.selector = [("app".to_string(), "none".to_string())].into();
-        let mut empty = service("");
-        empty.spec.selector.clear();
-        let all = [service(""), two_keys, nobody, empty];
-        let found = endpoints_of(&all, &ws);
-        assert_eq!(
-            found,
-            vec![
-                vec![Ipv4Addr::new(10, 244, 0, 5), Ipv4Addr::new(10, 244, 0, 6)],
-                vec![Ipv4Addr::new(10, 244, 0, 6)],
-                vec![],
-                vec![],
-            ]
-        );
-        for (s, eps) in all.iter().zip(&found) {
-            assert_eq!(&s.endpoints(&ws), eps, "{}", s.metadata.name);
-        }
-    }
-}
+#[path = "services_tests.rs"]
+pub(crate) mod tests;

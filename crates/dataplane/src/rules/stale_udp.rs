@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
+use weft_model::policy::Service;
 use weft_nft::conntrack::Filter;
 
 use super::RulesInput;
@@ -19,13 +20,30 @@ pub struct UdpBackends(BTreeMap<(Ipv4Addr, u16, Option<u16>), BTreeSet<Ipv4Addr>
 impl UdpBackends {
     /// The UDP service ports of `input` and their endpoints.
     pub fn of(input: &RulesInput) -> UdpBackends {
+        // Only the services with a UDP port: finding endpoints is the costly part.
+        let udp: Vec<Service> = input
+            .services
+            .iter()
+            .filter(|s| {
+                s.ports()
+                    .is_ok_and(|ps| ps.iter().any(|p| p.protocol == weft_nft::PROTO_UDP))
+            })
+            .cloned()
+            .collect();
+        let endpoints = super::services::endpoints_of(&udp, input.workloads);
+        UdpBackends::from_endpoints(udp.iter().zip(endpoints.iter().map(Vec::as_slice)))
+    }
+
+    /// The UDP service ports of `services` (each with its endpoints).
+    pub fn from_endpoints<'a>(
+        services: impl IntoIterator<Item = (&'a Service, &'a [Ipv4Addr])>,
+    ) -> UdpBackends {
         let mut m = BTreeMap::new();
-        let endpoints = super::services::endpoints_of(input.services, input.workloads);
-        for (s, eps) in input.services.iter().zip(endpoints) {
+        for (s, eps) in services {
             let (Some(ip), Ok(ports)) = (s.cluster_ip(), s.ports()) else {
                 continue;
             };
-            let eps: BTreeSet<Ipv4Addr> = eps.into_iter().collect();
+            let eps: BTreeSet<Ipv4Addr> = eps.iter().copied().collect();
             for p in ports.iter().filter(|p| p.protocol == weft_nft::PROTO_UDP) {
                 m.insert((ip, p.port, p.node_port), eps.clone());
             }

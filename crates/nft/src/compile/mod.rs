@@ -67,6 +67,7 @@ pub(crate) fn compile_rule(table: &Table, rule: &Rule) -> Result<CompiledRule, S
 enum Source {
     Meta(MetaKey),
     Payload(Base, u32, u32),
+    Numgen(u32),
 }
 
 fn source(field: Field) -> Source {
@@ -85,6 +86,7 @@ fn source(field: Field) -> Source {
         }
         Field::IcmpType => Source::Payload(Base::Transport, 0, 1),
         Field::IcmpCode => Source::Payload(Base::Transport, 1, 1),
+        Field::Numgen(modulus) => Source::Numgen(modulus),
     }
 }
 
@@ -92,7 +94,7 @@ fn field_len(field: Field) -> u32 {
     match source(field) {
         Source::Meta(MetaKey::Iifname | MetaKey::Oifname) => 16,
         Source::Meta(MetaKey::L4proto | MetaKey::Nfproto) => 1,
-        Source::Meta(MetaKey::Mark) => 4,
+        Source::Meta(MetaKey::Mark) | Source::Numgen(_) => 4,
         Source::Payload(_, _, len) => len,
     }
 }
@@ -169,6 +171,7 @@ impl Compiler<'_> {
                 len,
                 dreg,
             }),
+            Source::Numgen(modulus) => self.emit(Low::Numgen { dreg, modulus }),
         }
     }
 
@@ -329,7 +332,9 @@ impl Compiler<'_> {
             Value::Ipv4Prefix(p) if p.prefix_len() < 32 => {
                 let (base, offset) = match source(field) {
                     Source::Payload(b, o, _) => (b, o),
-                    Source::Meta(_) => return Err("a prefix needs an address field".into()),
+                    Source::Meta(_) | Source::Numgen(_) => {
+                        return Err("a prefix needs an address field".into())
+                    }
                 };
                 let bits = u32::from(p.prefix_len());
                 if bits == 0 {

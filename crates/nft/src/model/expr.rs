@@ -38,6 +38,10 @@ pub enum Field {
     IcmpCode,
     /// `meta mark`: the packet mark.
     Mark,
+    /// `numgen random mod N`: a fresh random number below N (4 bytes, host order, like a
+    /// mark), as part of a map's key: `dnat ip to ip daddr . numgen random mod 2 map @m`
+    /// picks one of two elements at random.
+    Numgen(u32),
 }
 
 impl Field {
@@ -55,7 +59,7 @@ impl Field {
             | Field::ThDport => KeyType::InetService,
             Field::IcmpType => KeyType::IcmpType,
             Field::IcmpCode => KeyType::IcmpCode,
-            Field::Mark => KeyType::Mark,
+            Field::Mark | Field::Numgen(_) => KeyType::Mark,
         }
     }
 
@@ -76,6 +80,7 @@ impl Field {
             Field::IcmpType => "icmp type",
             Field::IcmpCode => "icmp code",
             Field::Mark => "meta mark",
+            Field::Numgen(_) => "numgen random mod",
         }
     }
 

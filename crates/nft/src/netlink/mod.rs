@@ -112,6 +112,39 @@ impl NetlinkBackend {
         ))
     }
 
+    /// One transaction turning `old` into `new` where both are *parts* of the
+    /// table the kernel holds (the same name; what neither holds is left as it
+    /// is): only their differences are sent, and nothing is ever replaced whole.
+    /// An error when the change cannot be expressed as a difference (a set's
+    /// type or a base chain changed, an interval set changed: it is refilled
+    /// whole) or the kernel refuses it; the caller then programs the whole table.
+    pub fn update_part(&mut self, old: &Table, new: &Table) -> Result<()> {
+        let refill = new.sets.iter().any(|s| {
+            s.flags.interval && old.set(&s.name).is_some_and(|o| o.elements != s.elements)
+        }) || new.maps.iter().any(|m| {
+            m.flags.interval && old.map(&m.name).is_some_and(|o| o.elements != m.elements)
+        });
+        let batch = match update::encode_update(old, new, self.sock.next_seq())? {
+            Some(b) if !refill => b,
+            _ => {
+                return Err(Error::invalid(
+                    table_id(new),
+                    "the change is not a difference of parts (a set's type, a base chain or an interval set changed)",
+                ))
+            }
+        };
+        if batch.len() <= 2 {
+            self.last = ApplyStats::default();
+            return Ok(());
+        }
+        self.last = ApplyStats {
+            messages: batch.len(),
+            bytes: batch.buf.len(),
+            full: false,
+        };
+        self.run(&batch, Some(new), Some(old), &table_id(new))
+    }
+
     /// The elements the kernel holds in the dynamic sets of `table` (none when
     /// the table or a set does not exist yet, or cannot be read).
     fn dynamic_elements(&mut self, table: &Table) -> Vec<Carried> {

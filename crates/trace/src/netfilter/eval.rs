@@ -59,7 +59,7 @@ pub struct Hit {
 pub struct Choice {
     pub chain: String,
     pub chosen: usize,
-    /// The chains chosen from, in order.
+    /// What is chosen from, in order: chains, or the addresses (`ip:port`) DNATed to.
     pub targets: Vec<String>,
 }
 
@@ -133,6 +133,46 @@ impl<'t> Walk<'t, '_> {
         }
     }
 
+    /// The destinations `dnat ip to KEY map @map` may give the packet: one per value of the
+    /// key's `numgen random mod N` (0 to N-1, in order, as far as the map has them), or the
+    /// one its key finds.
+    fn dnat_map(&self, key: &[Field], map: &str) -> Vec<(Ipv4Addr, Option<u16>)> {
+        let Some(m) = self.t.map(map) else {
+            return vec![];
+        };
+        let choices = key
+            .iter()
+            .find_map(|k| match k {
+                Field::Numgen(n) => Some(*n),
+                _ => None,
+            })
+            .unwrap_or(1);
+        let mut out = vec![];
+        for c in 0..choices {
+            let k: Option<Vec<Fv>> = key
+                .iter()
+                .map(|f| match f {
+                    Field::Numgen(_) => Some(Fv::Mark(c)),
+                    f => field(self.p, self.out.mark, *f),
+                })
+                .collect();
+            let Some(k) = k else { return vec![] };
+            let dest = m.elements.iter().find_map(|(e, d)| match d {
+                Data::Value(v) if key_matches(&k, e) => match v.parts() {
+                    [weft_nft::Value::Ipv4(a)] => Some((*a, None)),
+                    [weft_nft::Value::Ipv4(a), weft_nft::Value::Port(p)] => Some((*a, Some(*p))),
+                    _ => None,
+                },
+                _ => None,
+            });
+            match dest {
+                Some(d) => out.push(d),
+                None => break,
+            }
+        }
+        out
+    }
+
     fn rule(&mut self, f: &mut Frame<'t>, exprs: &[Expr]) -> Act {
         for e in exprs {
             match e {
@@ -158,7 +198,8 @@ impl<'t> Walk<'t, '_> {
                 },
                 Expr::NumgenVmap { targets } => {
                     let i = self.choice.min(targets.len().saturating_sub(1));
-                    self.note_choice(f.chain, i, targets);
+                    let names = targets.iter().map(verdict_target).collect();
+                    self.note_choice(f.chain, i, names);
                     match targets.get(i) {
                         Some(v) => return Act::Verdict(v.clone()),
                         None => return Act::NoMatch,
@@ -170,7 +211,7 @@ impl<'t> Walk<'t, '_> {
                     if k == 0 {
                         let targets = cascade_targets(f.chain);
                         let i = self.choice.min(targets.len().saturating_sub(1));
-                        self.note_choice(f.chain, i, &targets);
+                        self.note_choice(f.chain, i, targets);
                     }
                     let want = self.out.choice.as_ref().map(|c| c.chosen).unwrap_or(0);
                     if k != want {
@@ -217,22 +258,39 @@ impl<'t> Walk<'t, '_> {
                     self.out.nat = Some(NatAction::Masquerade);
                     return Act::Final(Final::Accept);
                 }
-                // Not used by weft's table; a packet meeting one is not judged by guesswork.
-                Expr::DnatMap { .. } => return Act::NoMatch,
+                Expr::DnatMap { key, map } => {
+                    // Every choice `numgen` may make (one when the key has none): the
+                    // destination each finds; none found, the rule does not match.
+                    let found = self.dnat_map(key, map);
+                    if found.is_empty() {
+                        return Act::NoMatch;
+                    }
+                    let i = self.choice.min(found.len() - 1);
+                    if found.len() > 1 {
+                        let names = found
+                            .iter()
+                            .map(|(a, p)| match p {
+                                Some(p) => format!("{a}:{p}"),
+                                None => a.to_string(),
+                            })
+                            .collect();
+                        self.note_choice(f.chain, i, names);
+                    }
+                    let (addr, port) = found[i];
+                    self.out.nat = Some(NatAction::Dnat { addr, port });
+                    return Act::Final(Final::Accept);
+                }
             }
         }
         Act::Next
     }
 
-    fn note_choice(&mut self, chain: &Chain, chosen: usize, targets: &[Verdict]) {
+    fn note_choice(&mut self, chain: &Chain, chosen: usize, targets: Vec<String>) {
         if self.out.choice.is_none() {
             self.out.choice = Some(Choice {
                 chain: chain.name.clone(),
                 chosen,
-                targets: targets
-                    .iter()
-                    .map(|v| v.chain().unwrap_or("?").to_string())
-                    .collect(),
+                targets,
             });
         }
     }
@@ -318,9 +376,15 @@ impl<'t> Walk<'t, '_> {
     }
 }
 
-/// The targets of a `numgen` cascade: the verdict of every rule from the first `numgen`
-/// rule on, in order (rules before it, such as session affinity, are not part of it).
-fn cascade_targets(c: &Chain) -> Vec<Verdict> {
+/// What a verdict leads to: its chain's name.
+fn verdict_target(v: &Verdict) -> String {
+    v.chain().unwrap_or("?").to_string()
+}
+
+/// The targets of a `numgen` cascade, from the first `numgen` rule on, in order (rules before
+/// it, such as session affinity, are not part of it): each rule's chain when it jumps, or the
+/// address (`ip:port`) it DNATs to.
+fn cascade_targets(c: &Chain) -> Vec<String> {
     let first = c
         .rules
         .iter()
@@ -330,7 +394,11 @@ fn cascade_targets(c: &Chain) -> Vec<Verdict> {
         .iter()
         .filter_map(|r| {
             r.exprs.iter().find_map(|e| match e {
-                Expr::Verdict(v) => Some(v.clone()),
+                Expr::Verdict(v) => Some(verdict_target(v)),
+                Expr::Dnat { addr, port } => Some(match port {
+                    Some(p) => format!("{addr}:{p}"),
+                    None => addr.to_string(),
+                }),
                 _ => None,
             })
         })

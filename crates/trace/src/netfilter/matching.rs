@@ -51,6 +51,8 @@ pub(super) fn field<'a>(p: &Pkt<'a>, mark: u32, f: Field) -> Option<Fv<'a>> {
         Field::IcmpType => Fv::IcmpType(p.icmp.filter(|_| p.proto == 1)?.0),
         Field::IcmpCode => Fv::IcmpCode(p.icmp.filter(|_| p.proto == 1)?.1),
         Field::Mark => Fv::Mark(mark),
+        // A random number: only in the keys of maps (see the DNAT by map in `eval`).
+        Field::Numgen(_) => return None,
     })
 }
 
