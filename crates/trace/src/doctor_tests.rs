@@ -10,6 +10,7 @@ fn view(w: &World) -> LabView {
         members: w.members.clone(),
         netns: Default::default(),
         not_running: vec![],
+        lazy: None,
     }
 }
 

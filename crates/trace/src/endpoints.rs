@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use weft_dataplane::ClusterState;
 use weft_model::lab::{EXT_ADDR, FABRIC_BRIDGE, GW_ADDR, INTERNET_ADDR};
-use weft_model::{keys, paths, ClusterConfig, Workload};
+use weft_model::{paths, ClusterConfig, Workload};
 
 use crate::model::{Endpoint, MemberKind};
 use crate::world::Member;
@@ -24,11 +24,25 @@ pub struct LabView {
     pub netns: HashMap<String, PathBuf>,
     /// Containers of the store that have no running process (so no namespace), with why.
     pub not_running: Vec<(String, String)>,
+    /// The store, while `cluster.services` holds only the services asked for so far (see
+    /// [`LabView::open_for_trace`]); None when it holds them all.
+    pub(crate) lazy: Option<Box<dyn weft_store::Store>>,
 }
 
 impl LabView {
     /// Reads the lab's store and its nodes' runtime state. Fails when the lab is not up.
     pub fn open(lab: &str) -> Result<LabView> {
+        Self::open_with(lab, false)
+    }
+
+    /// Like [`LabView::open`], but services are read only when asked for (by name, or by
+    /// the addresses a trace goes to: see `service_target`): a trace needs one service of
+    /// thousands, and decoding them all was most of its time.
+    pub fn open_for_trace(lab: &str) -> Result<LabView> {
+        Self::open_with(lab, true)
+    }
+
+    fn open_with(lab: &str, lazy_services: bool) -> Result<LabView> {
         let Some(location) = paths::lab_store_location(lab) else {
             bail!(
                 "lab {lab:?} is not up (no store at {}); start it with `weft lab up --lab {lab}` or pick one from `weft lab ls`",
@@ -37,10 +51,12 @@ impl LabView {
         };
         let store = weft_store::open(&location)
             .with_context(|| format!("open the store of lab {lab} ({location})"))?;
-        let cluster = ClusterState::load(store.as_ref())?;
-        let config: ClusterConfig = weft_store::get_json(store.as_ref(), keys::CONFIG)?
-            .map(|(c, _)| c)
-            .unwrap_or_default();
+        let cluster = if lazy_services {
+            ClusterState::load_without_services(store.as_ref())?
+        } else {
+            ClusterState::load(store.as_ref())?
+        };
+        let config = cluster.config.clone();
         let mut view = LabView {
             lab: lab.to_string(),
             cluster,
@@ -48,6 +64,7 @@ impl LabView {
             members: Vec::new(),
             netns: HashMap::new(),
             not_running: Vec::new(),
+            lazy: lazy_services.then_some(store),
         };
         view.collect_members();
         Ok(view)
@@ -58,7 +75,11 @@ impl LabView {
         self.members.push(m);
     }
 
-    fn collect_members(&mut self) {
+    /// (Re)builds `members`, `netns` and `not_running` from `cluster`.
+    pub(crate) fn collect_members(&mut self) {
+        self.members.clear();
+        self.netns.clear();
+        self.not_running.clear();
         let lab = self.lab.clone();
         let named =
             |m: &str| PathBuf::from(weft_netlink::NETNS_RUN_DIR).join(paths::lab_netns(&lab, m));
@@ -312,6 +333,7 @@ mod tests {
             ],
             netns: HashMap::new(),
             not_running: vec![("gone".into(), "container gone is stopped".into())],
+            lazy: None,
         }
     }
 

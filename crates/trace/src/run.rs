@@ -114,7 +114,7 @@ fn answers(fwd: &LegOutcome, reply: &Option<LegOutcome>, proto: Proto) -> bool {
 
 /// TO as written: a container, node, lab member, address, or a service (by name or ClusterIP).
 fn resolve_to(
-    view: &LabView,
+    view: &mut LabView,
     to: &str,
     o: &mut TraceOptions,
     notes: &mut Vec<String>,
@@ -123,7 +123,10 @@ fn resolve_to(
         Some(view.resolve_service(to)?)
     } else {
         let (ep, key) = view.resolve(to, false)?;
-        match view.service_at(to, ep.ip).filter(|_| key.is_none()) {
+        if key.is_some() {
+            return Ok((ep, key));
+        }
+        match view.service_at(to, ep.ip)? {
             Some(t) => Some(t),
             None => return Ok((ep, key)),
         }
@@ -138,14 +141,17 @@ fn resolve_to(
 
 /// Traces `from` → `to` in lab `lab`.
 pub fn trace(lab: &str, from: &str, to: &str, o: &TraceOptions) -> Result<Trace> {
-    let view = LabView::open(lab)?;
+    let mut view = LabView::open_for_trace(lab)?;
     let (from_ep, from_key) = view
         .resolve(from, true)
         .with_context(|| format!("FROM {from}"))?;
     let mut notes = Vec::new();
     let mut o = o.clone();
     let (to_ep, to_key) =
-        resolve_to(&view, to, &mut o, &mut notes).with_context(|| format!("TO {to}"))?;
+        resolve_to(&mut view, to, &mut o, &mut notes).with_context(|| format!("TO {to}"))?;
+    // The node tables keep only the services a packet to TO can meet; those are all the view
+    // needs to hold.
+    view.load_services_for(&[to_ep.ip])?;
     let from_key = from_key.context("FROM resolved to no namespace")?;
     let flow = probe_flow(&o, from_ep.ip, to_ep.ip)?;
 
@@ -153,7 +159,7 @@ pub fn trace(lab: &str, from: &str, to: &str, o: &TraceOptions) -> Result<Trace>
         view.members.clone(),
         Box::new(LiveSource::new(view.netns.clone())),
     )
-    .with_plan(view.cluster.clone(), view.config.encap);
+    .with_plan(std::mem::take(&mut view.cluster), view.config.encap);
     world.nf.targets = Some(vec![to_ep.ip]);
     let mut hops = Vec::new();
     let (mut fwd, mut reply) = both_legs(&mut world, &from_key, flow.clone(), &mut hops);
