@@ -442,7 +442,7 @@ fn check_ipam(lab: &str, view: &LabView, report: &mut DoctorReport) -> Result<()
         .with_context(|| format!("lab {lab:?} has no store; is it up? (weft lab ls)"))?;
     let store = weft_store::open(&location)
         .with_context(|| format!("open the store of lab {lab} ({location})"))?;
-    // Handles that must keep their addresses: every workload's and every node's tunnel address.
+    // Handles that must keep their addresses: every workload's and every node's tunnel addresses.
     let live: HashSet<String> = view
         .cluster
         .workloads
@@ -452,7 +452,7 @@ fn check_ipam(lab: &str, view: &LabView, report: &mut DoctorReport) -> Result<()
             view.cluster
                 .nodes
                 .iter()
-                .map(|n| weft_model::tunnel_handle(&n.name)),
+                .flat_map(|n| weft_model::node_handles(&n.name)),
         )
         .collect();
     let nodes: Vec<String> = view.cluster.nodes.iter().map(|n| n.name.clone()).collect();

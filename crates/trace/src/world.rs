@@ -110,7 +110,7 @@ impl<'a> World<'a> {
     }
 
     /// weft's table on a node member (None: not a node, or no cluster state).
-    pub fn nf_table(&mut self, key: &str) -> Option<Rc<weft_nft::Table>> {
+    pub fn nf_table(&mut self, key: &str) -> Option<Rc<crate::netfilter::Indexed>> {
         let m = self.member(key)?;
         if m.kind != MemberKind::Node {
             return None;

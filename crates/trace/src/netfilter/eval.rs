@@ -7,10 +7,11 @@ use std::net::Ipv4Addr;
 
 use weft_nft::{
     Chain, ChainKind, CmpOp, CtStates, Data, Expr, Field, Hook, MapRef, MarkSet, Policy, Reject,
-    SetRef, Table, Verdict,
+    SetRef, Verdict,
 };
 
 use super::matching::{field, key_matches, value_matches, Fv};
+use super::Indexed;
 
 /// What the rules look at.
 #[derive(Clone, Debug)]
@@ -94,7 +95,7 @@ enum Act {
 }
 
 struct Walk<'t, 'p> {
-    t: &'t Table,
+    t: &'t Indexed,
     p: &'p Pkt<'p>,
     choice: usize,
     out: Outcome,
@@ -407,7 +408,7 @@ fn cascade_targets(c: &Chain) -> Vec<String> {
 
 /// Runs the base chains of `hook` and `kind` in priority order. None when the table has none.
 pub fn run_hook(
-    t: &Table,
+    t: &Indexed,
     hook: Hook,
     kind: ChainKind,
     p: &Pkt,

@@ -102,7 +102,7 @@ fn flow(p: &Pkt) -> Flow {
 #[test]
 fn policy_allows_pod1_and_names_itself() {
     let st = state();
-    let t = node_table(&st, "n1", None);
+    let t = Indexed::new(node_table(&st, "n1", None));
     let p = tcp(
         "10.244.0.3",
         "10.244.0.2",
@@ -131,7 +131,7 @@ fn policy_allows_pod1_and_names_itself() {
 #[test]
 fn end_of_tier_denies_pod2_and_says_which_policy_to_change() {
     let st = state();
-    let t = node_table(&st, "n1", None);
+    let t = Indexed::new(node_table(&st, "n1", None));
     let p = tcp(
         "10.244.0.4",
         "10.244.0.2",
@@ -165,7 +165,7 @@ fn end_of_tier_denies_pod2_and_says_which_policy_to_change() {
 #[test]
 fn profile_denies_another_network() {
     let st = state();
-    let t = node_table(&st, "n1", None);
+    let t = Indexed::new(node_table(&st, "n1", None));
     let p = tcp(
         "10.244.0.3",
         "10.244.0.5",
@@ -190,7 +190,11 @@ fn profile_denies_another_network() {
 #[test]
 fn service_dnat_and_service_without_endpoints() {
     let st = state();
-    let t = node_table(&st, "n1", Some(&[ip("10.96.0.10"), ip("10.96.0.11")]));
+    let t = Indexed::new(node_table(
+        &st,
+        "n1",
+        Some(&[ip("10.96.0.10"), ip("10.96.0.11")]),
+    ));
     let p = tcp("10.244.0.3", "10.96.0.10", Some("calibbbb"), None);
     let o = run_hook(&t, Hook::Prerouting, ChainKind::Nat, &p, 0, 0).unwrap();
     assert_eq!(

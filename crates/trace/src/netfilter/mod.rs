@@ -7,6 +7,7 @@
 
 pub mod eval;
 pub mod explain;
+pub mod indexed;
 mod matching;
 
 use std::collections::HashMap;
@@ -16,6 +17,8 @@ use std::rc::Rc;
 use weft_dataplane::rules::{ruleset, RulesInput};
 use weft_dataplane::ClusterState;
 use weft_nft::Table;
+
+pub use indexed::Indexed;
 
 /// A NAT rewrite conntrack remembers for the answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,7 +54,7 @@ pub struct Alternatives {
 /// Per-trace netfilter state: tables by node, the choice to follow, conntrack.
 #[derive(Default)]
 pub struct Netfilter {
-    tables: HashMap<String, Option<Rc<Table>>>,
+    tables: HashMap<String, Option<Rc<Indexed>>>,
     /// Which alternative a random choice takes (see [`Alternatives`]).
     pub choice: usize,
     pub alternatives: Option<Alternatives>,
@@ -73,13 +76,17 @@ impl Netfilter {
     }
 
     /// The table of `node`, built on first use.
-    pub fn table(&mut self, state: &ClusterState, node: &str) -> Option<Rc<Table>> {
+    pub fn table(&mut self, state: &ClusterState, node: &str) -> Option<Rc<Indexed>> {
         if let Some(t) = self.tables.get(node) {
             return t.clone();
         }
-        let t = state
-            .node(node)
-            .map(|_| Rc::new(node_table(state, node, self.targets.as_deref())));
+        let t = state.node(node).map(|_| {
+            Rc::new(Indexed::new(node_table(
+                state,
+                node,
+                self.targets.as_deref(),
+            )))
+        });
         self.tables.insert(node.to_string(), t.clone());
         t
     }

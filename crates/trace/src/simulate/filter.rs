@@ -6,7 +6,7 @@
 use std::rc::Rc;
 
 use weft_netlink::Route;
-use weft_nft::{ChainKind, CtStates, Expr, Hook, Table};
+use weft_nft::{ChainKind, CtStates, Expr, Hook};
 
 use super::step;
 use crate::disposition::Disposition;
@@ -15,7 +15,7 @@ use crate::lookup::select_source;
 use crate::model::{Hop, StepDetail};
 use crate::netfilter::eval::{run_hook, Final, NatAction, Outcome, Pkt};
 use crate::netfilter::explain::{decider, passed, refused, what};
-use crate::netfilter::{Alternatives, CtEntry, CtNat};
+use crate::netfilter::{Alternatives, CtEntry, CtNat, Indexed};
 use crate::snapshot::NsSnapshot;
 use crate::world::{Member, World};
 
@@ -54,7 +54,7 @@ fn ep(ip: std::net::Ipv4Addr, port: Option<u16>) -> String {
 }
 
 /// The table of a node hop, unless the packet is a tunnel's outer packet.
-fn table(w: &mut World, m: &Member, f: &Flow) -> Option<Rc<Table>> {
+fn table(w: &mut World, m: &Member, f: &Flow) -> Option<Rc<Indexed>> {
     if f.vni.is_some() {
         return None;
     }
@@ -126,7 +126,7 @@ fn nat_step(hop: &mut Hop, hook: Hook, nat: &str, before: String, after: String,
 }
 
 /// The endpoint (`ip:port`) an `ep_…` chain DNATs to.
-fn dnat_target(t: &Table, chain: &str) -> String {
+fn dnat_target(t: &Indexed, chain: &str) -> String {
     t.chain(chain)
         .and_then(|c| {
             c.rules.iter().flat_map(|r| &r.exprs).find_map(|e| match e {
