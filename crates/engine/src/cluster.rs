@@ -104,8 +104,7 @@ impl Cluster {
                 .map(|(_, w, _)| w.ipam_handle())
                 .collect();
         let nodes = self.nodes()?;
-        live.extend(nodes.iter().map(|n| weft_model::tunnel_handle(&n.name)));
-        live.extend(nodes.iter().map(|n| weft_model::ipip_tunnel_handle(&n.name)));
+        live.extend(nodes.iter().flat_map(|n| weft_model::node_handles(&n.name)));
         // Each node's subnet of a bridge network (gateway, network and broadcast addresses).
         for (_, net, _) in
             weft_store::list_json::<weft_model::Network>(self.store.as_ref(), keys::NETWORKS)?

@@ -88,10 +88,10 @@ pub fn forget_node(store: &dyn Store, name: &str) -> Result<()> {
             .with_context(|| format!("release the address of workload {}", w.name))?;
         weft_store::delete(store, &keys::workload(&w.name))?;
     }
-    ipam.release(&weft_model::tunnel_handle(name))
-        .context("release the node's tunnel address")?;
-    ipam.release(&weft_model::ipip_tunnel_handle(name))
-        .context("release the node's IPIP tunnel address")?;
+    for handle in weft_model::node_handles(name) {
+        ipam.release(&handle)
+            .with_context(|| format!("release the node's tunnel address ({handle})"))?;
+    }
     ipam.release_block_affinity(name)
         .with_context(|| format!("release the blocks of node {name}"))?;
     store.txn(

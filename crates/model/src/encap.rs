@@ -63,6 +63,11 @@ pub fn ipip_tunnel_handle(node: &str) -> String {
     format!("ipip-tunnel-addr-{node}")
 }
 
+/// The IPAM handles a node itself holds (its VXLAN and IPIP tunnel addresses): never leaks.
+pub fn node_handles(node: &str) -> [String; 2] {
+    [crate::tunnel_handle(node), ipip_tunnel_handle(node)]
+}
+
 /// Calico's IPPool `spec.ipipMode` takes the same three values as `vxlanMode`.
 pub type IpipMode = VxlanMode;
 

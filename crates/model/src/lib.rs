@@ -20,7 +20,8 @@ pub mod selector;
 mod validate;
 
 pub use encap::{
-    ipip_tunnel_handle, Encap, IpipMode, Tunnel, VxlanMode, IPIP_DEVICE, IPIP_OVERHEAD,
+    ipip_tunnel_handle, node_handles, Encap, IpipMode, Tunnel, VxlanMode, IPIP_DEVICE,
+    IPIP_OVERHEAD,
 };
 pub use node::{Node, DEFAULT_NODE_PREFIX};
 pub use ports::{PortProto, PublishedPort};
@@ -374,7 +375,11 @@ mod tests {
     fn enums_parse_and_reject() {
         assert_eq!("vxlan".parse::<Encap>().unwrap(), Encap::Vxlan);
         assert_eq!("ipip".parse::<Encap>().unwrap(), Encap::Ipip);
-        assert!("gre".parse::<Encap>().unwrap_err().to_string().contains("ipip"));
+        assert!("gre"
+            .parse::<Encap>()
+            .unwrap_err()
+            .to_string()
+            .contains("ipip"));
         assert_eq!("bridge".parse::<Driver>().unwrap(), Driver::Bridge);
         assert!("none".parse::<Isolation>().is_ok());
         assert!("foo".parse::<Isolation>().is_err());
