@@ -11,7 +11,6 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use ipnet::Ipv4Net;
 use weft_ipam::Ipam;
 use weft_model::{ipip_tunnel_handle, keys, Node, IPIP_DEVICE, IPIP_OVERHEAD};
 use weft_netlink::{Handle, Link, Netns};
@@ -100,23 +99,7 @@ pub fn ensure(store: &dyn Store, h: &mut Handle, node: &str, pool: &str) -> Resu
     };
     let tunnel = tunnel_address(store, node, pool)?;
     let mtu = underlay.mtu.saturating_sub(IPIP_OVERHEAD);
-    if link.mtu != mtu {
-        h.set_mtu(link.index, mtu)?;
-    }
-    let want = Ipv4Net::new(tunnel, 32).expect("/32 is valid");
-    let addrs = h.addresses(Some(link.index))?;
-    for a in &addrs {
-        if a.addr != want {
-            h.del_address(link.index, a.addr)?;
-        }
-    }
-    if !addrs.iter().any(|a| a.addr == want) {
-        h.add_address(link.index, want)?;
-    }
-    if !link.up {
-        h.set_up(link.index)?;
-    }
-    Ok(h.link_by_index(link.index)?.unwrap_or(link))
+    crate::vxlan::settle_device(h, link, mtu, tunnel)
 }
 
 /// The node's IPIP tunnel address: the one its handle holds, or a new one from `pool`.

@@ -162,6 +162,17 @@ pub fn ensure_device(h: &mut Handle, me: &Node, underlay: &Link) -> Result<Link>
     if link.mac != Some(mac) {
         h.set_mac(link.index, mac)?;
     }
+    settle_device(h, link, mtu, tunnel)
+}
+
+/// Gives a tunnel device (VXLAN's or IPIP's) its MTU and exactly the /32 `tunnel` as address,
+/// and brings it up.
+pub(crate) fn settle_device(
+    h: &mut Handle,
+    link: Link,
+    mtu: u32,
+    tunnel: Ipv4Addr,
+) -> Result<Link> {
     if link.mtu != mtu {
         h.set_mtu(link.index, mtu)?;
     }
