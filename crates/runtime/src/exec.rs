@@ -1,7 +1,7 @@
 //! Running another process in a running container (`weft exec`).
 //!
-//! The caller forks; the child joins the container's cgroup (writing 0 to its
-//! `cgroup.procs` files) and namespaces (setns through `/proc/<pid>/ns/*`, the user
+//! The caller forks; the child joins the container's cgroup (writing 0 to its join
+//! files: `tasks` on v1, `cgroup.procs` on v2) and namespaces (setns through `/proc/<pid>/ns/*`, the user
 //! namespace last), forks again so the grandchild is inside the pid namespace, and the
 //! grandchild takes its terminal, chdirs, applies the container's security settings
 //! (user, capabilities, no_new_privs, seccomp) and execs. Everything is prepared before
@@ -105,7 +105,7 @@ pub fn exec_with(
 /// Everything the forked children need, prepared in advance.
 struct Prepared {
     ns: Vec<File>,
-    cgroup_procs: Vec<File>,
+    cgroup_join: Vec<File>,
     exec: ExecArgs,
     security: Security,
     cwd: std::ffi::CString,
@@ -207,18 +207,13 @@ fn prepare(root: &Path, id: &str, opts: &ExecOptions<'_>) -> Result<(Prepared, S
         Some(c) => c.clone(),
         None => process.cwd().display().to_string(),
     };
-    let mut cgroup_procs = Vec::new();
-    if let Some(path) = &st.cgroup {
-        let cg = Cgroup::open(path).map_err(cerr)?;
-        for f in cg.procs_files() {
-            cgroup_procs.push(
-                File::options()
-                    .write(true)
-                    .open(&f)
-                    .map_err(io_ctx(format!("open {} of container {id}", f.display())))?,
-            );
-        }
-    }
+    // The forked child joins by writing 0 (see `Cgroup::join_files`).
+    let cgroup_join = match &st.cgroup {
+        Some(path) => Cgroup::open(path)
+            .and_then(|cg| cg.open_join_files())
+            .map_err(cerr)?,
+        None => Vec::new(),
+    };
     let pty = if opts.tty {
         let inside = croot.join("dev/pts/ptmx");
         Some(
@@ -237,7 +232,7 @@ fn prepare(root: &Path, id: &str, opts: &ExecOptions<'_>) -> Result<(Prepared, S
     let env = merge_env(&base_env, &opts.env);
     let prepared = Prepared {
         ns,
-        cgroup_procs,
+        cgroup_join,
         exec: ExecArgs::new(&opts.args, &env).map_err(cerr)?,
         security,
         cwd: std::ffi::CString::new(cwd.clone())
@@ -344,7 +339,7 @@ fn exec_child(p: &Prepared, stdio: [Option<RawFd>; 3], err_w: RawFd) -> ! {
                 }
             }
         }
-        for f in &p.cgroup_procs {
+        for f in &p.cgroup_join {
             if libc::write(f.as_raw_fd(), b"0".as_ptr().cast(), 1) < 0 {
                 fail(b'g', 0, Errno::last());
             }

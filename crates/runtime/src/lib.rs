@@ -3,7 +3,7 @@
 //! Shaped on runc's split: [`create`] spawns a per-container shim (`weft shim ...`, see
 //! [`shim_main`]) that creates the container's cgroup (v1 or v2, with its memory, CPU and
 //! pids limits), clones the container's init into new namespaces (mount, uts, ipc, pid,
-//! network unless joining one, user with `userns`), puts it in the cgroup, mounts the
+//! network unless joining one, user with `userns`), which joins the cgroup itself, mounts the
 //! overlayfs rootfs and /proc, /sys, /dev inside the container's own mount namespace,
 //! pivots into it and waits; [`start`] lets it drop to the container's user,
 //! capabilities, no_new_privs and seccomp filter and exec the process. The shim reaps the
@@ -50,6 +50,7 @@ mod shim;
 mod sock;
 mod state;
 mod tty;
+mod wake;
 
 pub use bundle::{
     build_spec, Bundle, NsMode, RestartPolicy, RunSpec, ANNOTATION_CGROUP_PARENT,

@@ -23,7 +23,7 @@ const FALLBACK_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 /// File descriptors the init works with (all inherited from the shim); every other fd
 /// is closed as the init starts.
 pub(crate) struct InitFds {
-    /// Read end of the sync pipe: one byte `C` (continue: cgroup joined, ids mapped),
+    /// Read end of the sync pipe: one byte `C` (continue: ids mapped),
     /// later one byte `G` (exec now).
     pub sync_r: RawFd,
     /// Write end of the report pipe (close-on-exec).
@@ -39,6 +39,9 @@ pub(crate) struct InitFds {
     /// checks before `R` that its command can be found, so that `create` reports a
     /// missing executable as runc does.
     pub start_fifo: Option<RawFd>,
+    /// The cgroup's [`crate::cgroups::Cgroup::join_files`], opened by the shim: the init
+    /// writes `0` into each before anything else, joining the cgroup itself.
+    pub cgroup_join: Vec<RawFd>,
 }
 
 /// Entry point of the init in the cloned child. Never returns: execs or exits 127.
@@ -49,6 +52,18 @@ pub(crate) fn init_main(cfg: &InitConfig, ops: &[Op], fds: &InitFds) -> ! {
     }
     // SAFETY: _exit is always safe; it skips the shim's atexit handlers and buffers.
     unsafe { libc::_exit(127) }
+}
+
+/// Joins the cgroup: `0` into each of its join files, as this process is still
+/// single-threaded (see [`crate::cgroups::Cgroup::join_files`]).
+fn join_cgroup(files: &[RawFd]) -> Result<(), String> {
+    for &f in files {
+        // SAFETY: write(2) of one byte on an fd the shim opened for this.
+        if unsafe { libc::write(f, b"0".as_ptr().cast(), 1) } < 0 {
+            return Err(format!("join the cgroup: {}", Errno::last().desc()));
+        }
+    }
+    Ok(())
 }
 
 /// Waits for one byte `want` on the sync pipe; exits quietly if the shim is gone.
@@ -67,6 +82,7 @@ fn wait_for(sync_r: RawFd, want: u8) {
 }
 
 fn run(cfg: &InitConfig, ops: &[Op], fds: &InitFds) -> Result<Infallible, String> {
+    join_cgroup(&fds.cgroup_join)?;
     let mut keep = vec![fds.sync_r, fds.report_w];
     keep.extend(fds.log_null.iter().flat_map(|(l, n)| [*l, *n]));
     keep.extend(fds.console);
@@ -79,7 +95,7 @@ fn run(cfg: &InitConfig, ops: &[Op], fds: &InitFds) -> Result<Infallible, String
             .map_err(|e| format!("set pdeathsig: {e}"))?;
     }
     reset_signals();
-    // The shim puts us in the cgroup and writes the id maps, then lets us go on.
+    // The shim writes the id maps, then lets us go on.
     wait_for(fds.sync_r, b'C');
     if cfg.userns.is_some() {
         // Become root of the new user namespace (host uid of its range).

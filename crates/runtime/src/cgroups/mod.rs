@@ -168,7 +168,40 @@ impl Cgroup {
             .collect()
     }
 
-    /// Moves process `pid` into the cgroup.
+    /// The files a single-threaded process writes `0` into to join the cgroup itself: on v1
+    /// each directory's `tasks`, on v2 `cgroup.procs`.
+    ///
+    /// On v1 this is much cheaper than another process writing the pid into `cgroup.procs`:
+    /// moving a whole thread group takes the kernel's global threadgroup lock for writing,
+    /// which waits for an RCU grace period (about 4.5 ms on the 2-core test machine), while a
+    /// thread moving itself needs only the cgroup mutex (0.4 ms). The process must be
+    /// single-threaded, as a freshly cloned or forked child is, so that its one thread is
+    /// all of it. The kernel checks permission with the credentials of whoever opened the
+    /// file, so a child in a new user namespace may write through a file its parent opened.
+    pub fn join_files(&self) -> Vec<PathBuf> {
+        let name = match self.layout {
+            Layout::V1(_) => "tasks",
+            Layout::V2(_) => "cgroup.procs",
+        };
+        self.dirs().into_iter().map(|d| d.join(name)).collect()
+    }
+
+    /// Opens [`Cgroup::join_files`] for writing, for a child to inherit and write `0` into.
+    pub fn open_join_files(&self) -> Result<Vec<std::fs::File>, String> {
+        self.join_files()
+            .into_iter()
+            .map(|f| {
+                std::fs::File::options()
+                    .write(true)
+                    .open(&f)
+                    .map_err(|e| format!("open {}: {e}", f.display()))
+            })
+            .collect()
+    }
+
+    /// Moves process `pid` into the cgroup (from another process; the runtime has its
+    /// processes join themselves, see [`Cgroup::join_files`]).
+    #[cfg(test)]
     pub fn add(&self, pid: i32) -> Result<(), String> {
         for f in self.procs_files() {
             write(&f, &pid.to_string())?;

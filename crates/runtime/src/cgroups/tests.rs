@@ -189,3 +189,91 @@ fn v2_hierarchy_of_this_machine_create_join_remove() {
         .join(format!("weft-unit-{}", std::process::id()))
         .exists());
 }
+
+#[test]
+fn join_files_are_tasks_on_v1_and_cgroup_procs_on_v2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let v1 = Cgroup {
+        layout: v1_layout(tmp.path(), &["memory", "pids"]),
+        path: "/weft/c1".into(),
+    };
+    assert_eq!(
+        v1.join_files(),
+        vec![
+            tmp.path().join("memory/weft/c1/tasks"),
+            tmp.path().join("pids/weft/c1/tasks")
+        ]
+    );
+    let v2 = Cgroup {
+        layout: Layout::V2(tmp.path().to_path_buf()),
+        path: "/weft/c1".into(),
+    };
+    assert_eq!(
+        v2.join_files(),
+        vec![tmp.path().join("weft/c1/cgroup.procs")]
+    );
+}
+
+/// A freshly forked (single-threaded) child that writes 0 into the join files of a real
+/// cgroup is then in it, in every controller: what the container init and `exec` do.
+#[test]
+fn a_child_joins_through_the_join_files_on_this_machine() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping: needs root");
+        return;
+    }
+    let cg = match Cgroup::open(&format!("/weft-unit-join-{}/c", std::process::id())) {
+        Ok(cg) => cg,
+        Err(e) => {
+            eprintln!("skipping: no cgroup file system: {e}");
+            return;
+        }
+    };
+    cg.create(&Resources::default()).expect("create");
+    let files = cg.open_join_files().expect("open the join files");
+    let fds: Vec<i32> = files.iter().map(|f| f.as_raw_fd()).collect();
+    let mut cmd = std::process::Command::new("sleep");
+    cmd.arg("30");
+    // SAFETY: only write(2) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            for &fd in &fds {
+                if libc::write(fd, b"0".as_ptr().cast(), 1) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let spawned = cmd.spawn();
+    let (pid, listed) = match spawned {
+        Ok(mut child) => {
+            let pid = child.id() as i32;
+            let per_dir: Vec<Vec<i32>> = cg
+                .dirs()
+                .iter()
+                .map(|d| {
+                    read(&d.join("cgroup.procs"))
+                        .unwrap_or_default()
+                        .lines()
+                        .filter_map(|l| l.trim().parse().ok())
+                        .collect()
+                })
+                .collect();
+            let _ = child.kill();
+            let _ = child.wait();
+            (pid, per_dir)
+        }
+        Err(e) => {
+            let _ = cg.remove();
+            panic!("spawn with the join: {e}");
+        }
+    };
+    cg.remove().expect("remove");
+    assert!(!listed.is_empty());
+    for l in listed {
+        assert_eq!(l, vec![pid]);
+    }
+}

@@ -56,7 +56,7 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Clones the init with `flags`, maps its ids, puts it in the cgroup, lets it set up its
+/// Clones the init with `flags` (it joins the cgroup first thing), maps its ids, lets it set up its
 /// file systems, and returns it blocked before exec. On failure nothing is left running.
 pub(crate) fn spawn(
     cfg: &InitConfig,
@@ -80,6 +80,12 @@ pub(crate) fn spawn(
     } else {
         None
     };
+    // The init joins the cgroup itself, through files opened here (see
+    // `Cgroup::join_files`: far cheaper on v1 than writing its pid from here).
+    let cgroup_join = match with.cgroup {
+        Some(cg) => cg.open_join_files()?,
+        None => Vec::new(),
+    };
     let fds = InitFds {
         sync_r: sync_r.as_raw_fd(),
         report_w: rep_w.as_raw_fd(),
@@ -92,6 +98,7 @@ pub(crate) fn spawn(
             (None, _) => None,
         },
         start_fifo: with.start_fifo.map(|f| f.as_raw_fd()),
+        cgroup_join: cgroup_join.iter().map(|f| f.as_raw_fd()).collect(),
     };
     let mut stack = vec![0u8; INIT_STACK];
     // SAFETY: the shim is single-threaded, so the child gets a consistent copy of memory;
@@ -106,7 +113,7 @@ pub(crate) fn spawn(
     }
     .map_err(|e| format!("clone the container init: {}", e.desc()))?;
     let mut guard = KillOnDrop(Some(pid));
-    drop((sync_r, rep_w, stack));
+    drop((sync_r, rep_w, stack, cgroup_join));
     let console_parent = console.map(|(parent, child)| {
         drop(child);
         parent
@@ -117,9 +124,6 @@ pub(crate) fn spawn(
             let path = format!("/proc/{pid}/{file}");
             std::fs::write(&path, map).map_err(|e| format!("write {map:?} to {path}: {e}"))?;
         }
-    }
-    if let Some(cg) = with.cgroup {
-        cg.add(pid.as_raw())?;
     }
     nix::unistd::write(&sync_w, b"C").map_err(|e| format!("release the init: {e}"))?;
 
