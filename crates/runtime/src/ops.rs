@@ -19,6 +19,7 @@ use crate::config::InitConfig;
 use crate::error::{io_ctx, Error, Result};
 use crate::shim::{shim_exe, REPORT_FD_ENV};
 use crate::state::{validate_id, State, StateDir, Status};
+use crate::wake;
 use crate::{mounts, sock};
 
 /// How long `start` waits for the shim's answer.
@@ -27,6 +28,10 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 const SHIM_EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Polling interval while waiting for a state change.
 const POLL: Duration = Duration::from_millis(20);
+/// The longest a wait that wakes on the shim's exit sleeps before it looks anyway.
+const WAKE_FALLBACK: Duration = Duration::from_millis(200);
+/// How often `logs -f` copies new output of a running container.
+const LOG_FOLLOW: Duration = Duration::from_millis(100);
 
 /// Options of [`create_with`].
 #[derive(Clone, Debug)]
@@ -361,13 +366,16 @@ pub fn stop(root: &Path, id: &str, timeout: Duration) -> Result<()> {
 fn wait_stopped(root: &Path, id: &str, timeout: Duration) -> Result<bool> {
     let deadline = Instant::now() + timeout;
     loop {
-        if state(root, id)?.status == Status::Stopped {
+        let st = state(root, id)?;
+        if st.status == Status::Stopped {
             return Ok(true);
         }
-        if Instant::now() >= deadline {
+        let now = Instant::now();
+        if now >= deadline {
             return Ok(false);
         }
-        std::thread::sleep(POLL);
+        // The shim records the exit and then exits: wake on that, not on a timer.
+        wake::wait_exit(st.waited_pid(), (deadline - now).min(WAKE_FALLBACK));
     }
 }
 
@@ -452,7 +460,8 @@ fn wait_shim_exit(sd: &StateDir, st: &State) -> Result<()> {
         if free {
             return Ok(());
         }
-        if Instant::now() >= deadline {
+        let now = Instant::now();
+        if now >= deadline {
             return Err(Error::Container {
                 id: st.id.clone(),
                 msg: format!(
@@ -462,7 +471,8 @@ fn wait_shim_exit(sd: &StateDir, st: &State) -> Result<()> {
                 ),
             });
         }
-        std::thread::sleep(POLL);
+        // Wake when the shim exits (its lock goes with it); the lock decides.
+        wake::wait_exit(st.shim_pid, (deadline - now).min(WAKE_FALLBACK));
     }
 }
 
@@ -481,11 +491,11 @@ pub fn logs(root: &Path, id: &str, follow: bool, out: &mut dyn Write) -> Result<
                 Err(e) => return Err(io_ctx(format!("open {}", path.display()))(e)),
             };
         }
-        let stopped = !follow
-            || match state(root, id) {
-                Ok(st) => st.status == Status::Stopped,
-                Err(_) => true, // deleted meanwhile
-            };
+        let (stopped, waited) = match follow.then(|| state(root, id)) {
+            None => (true, 0),
+            Some(Ok(st)) => (st.status == Status::Stopped, st.waited_pid()),
+            Some(Err(_)) => (true, 0), // deleted meanwhile
+        };
         // Copy after reading the status, so that a stopped container's output is complete.
         if let Some(f) = file.as_mut() {
             io::copy(f, out).map_err(io_ctx(ctx()))?;
@@ -494,6 +504,7 @@ pub fn logs(root: &Path, id: &str, follow: bool, out: &mut dyn Write) -> Result<
         if stopped {
             return Ok(());
         }
-        std::thread::sleep(Duration::from_millis(100));
+        // Copy new output every LOG_FOLLOW at the latest; the exit wakes the last copy.
+        wake::wait_exit(waited, LOG_FOLLOW);
     }
 }

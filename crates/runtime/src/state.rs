@@ -96,6 +96,23 @@ impl State {
         self.pid > 0 && procfs::is_alive(self.pid, self.pid_start)
     }
 
+    /// The process whose exit ends this container's current run: its shim (which records
+    /// the exit, then exits), or its init where there is no shim (`weft-runc`); 0 when
+    /// neither is alive.
+    pub fn waited_pid(&self) -> i32 {
+        if self.shim_pid > 0 {
+            if self.shim_alive() {
+                self.shim_pid
+            } else {
+                0
+            }
+        } else if self.pid_alive() {
+            self.pid
+        } else {
+            0
+        }
+    }
+
     /// Whether the shim of this container is still alive.
     pub fn shim_alive(&self) -> bool {
         self.shim_pid > 0 && procfs::is_alive(self.shim_pid, self.shim_start)
