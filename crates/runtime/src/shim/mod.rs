@@ -276,6 +276,11 @@ fn run(sd: &StateDir, id: &str, bundle: &Path, reporter: &mut Reporter) -> Resul
         (log, null),
         cgroup.0.take(),
     );
+    // The shim idles for the container's lifetime: give back the heap its setup used
+    // (parsing the bundle, building the mounts) and no longer needs. Measured: 396 → 260 kB
+    // private memory per idle shim (bench/README.md, "runtime" c).
+    // SAFETY: malloc_trim only returns free heap memory to the kernel.
+    unsafe { libc::malloc_trim(0) };
     shim.serve(&listener, &sfd);
     let _ = std::fs::remove_file(sd.sock());
     Ok(())
