@@ -134,6 +134,30 @@ pub fn detach(node: &mut Handle, host_iface: &str) -> Result<()> {
     Ok(())
 }
 
+/// Removes a workload's veth whose other end is in a network namespace being torn down (its
+/// container's last process has exited): waits up to `grace` for the kernel to remove the
+/// pair with that namespace, and deletes the link itself only if it is still there then (the
+/// namespace is held elsewhere).
+///
+/// Why wait rather than delete at once: deleting a link ends in an RCU barrier, which right
+/// after a container's exit waits for all the RCU work its teardown queued. Measured on the
+/// 2-core test machine after `weft run --rm ... true`: 12-55 ms for the delete, 0-13 ms
+/// until the kernel had removed the pair itself.
+pub fn detach_after_teardown(
+    node: &mut Handle,
+    host_iface: &str,
+    grace: std::time::Duration,
+) -> Result<()> {
+    let deadline = std::time::Instant::now() + grace;
+    while node.link_by_name(host_iface)?.is_some() {
+        if std::time::Instant::now() >= deadline {
+            return detach(node, host_iface);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,6 +223,53 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{e}")),
             None
         );
+    }
+
+    /// Root only: when the container's namespace goes away, the kernel removes the pair and
+    /// `detach_after_teardown` only waits; when the namespace is still held, it deletes the
+    /// veth itself once the grace has passed.
+    #[test]
+    fn detach_after_teardown_waits_for_the_kernel_or_deletes() {
+        if !is_root() {
+            eprintln!("skipping detach_after_teardown_waits_for_the_kernel_or_deletes: needs root");
+            return;
+        }
+        let pid = std::process::id();
+        let names = [
+            format!("weft-t{pid}-tdnode"),
+            format!("weft-t{pid}-tdc1"),
+            format!("weft-t{pid}-tdc2"),
+        ];
+        let guard = TestNs(names.to_vec());
+        let node_ns = Netns::create_named(&guard.0[0]).unwrap_or_else(|e| panic!("{e}"));
+        let mut node = Handle::in_netns(&node_ns).unwrap_or_else(|e| panic!("{e}"));
+        let gone = |node: &mut Handle, name: &str| {
+            node.link_by_name(name)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .is_none()
+        };
+
+        // The namespace dies (its last reference, the name, goes): the kernel removes the pair.
+        let c1 = Netns::create_named(&guard.0[1]).unwrap_or_else(|e| panic!("{e}"));
+        node.create_veth("weftteardown01", "eth0", Some(&c1))
+            .unwrap_or_else(|e| panic!("{e}"));
+        drop(c1);
+        Netns::delete_named(&guard.0[1]).unwrap_or_else(|e| panic!("{e}"));
+        let grace = std::time::Duration::from_secs(20);
+        detach_after_teardown(&mut node, "weftteardown01", grace)
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(gone(&mut node, "weftteardown01"));
+
+        // The namespace lives on: after the grace the veth is deleted here.
+        let c2 = Netns::create_named(&guard.0[2]).unwrap_or_else(|e| panic!("{e}"));
+        node.create_veth("weftteardown02", "eth0", Some(&c2))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let start = std::time::Instant::now();
+        let grace = std::time::Duration::from_millis(50);
+        detach_after_teardown(&mut node, "weftteardown02", grace)
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(start.elapsed() >= grace);
+        assert!(gone(&mut node, "weftteardown02"));
     }
 
     /// True when running as root (`/proc/self` belongs to the effective uid).
