@@ -290,7 +290,14 @@ fn rmdir_retry(d: &Path) -> Result<(), String> {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
-                std::thread::sleep(pause);
+                // Its last processes are still exiting: wake when one has, not after a
+                // fixed sleep (an exiting container init often holds the rmdir up briefly).
+                let pid = read(&d.join("cgroup.procs"))
+                    .and_then(|p| p.lines().find_map(|l| l.trim().parse::<i32>().ok()));
+                match pid {
+                    Some(pid) => crate::wake::wait_exit(pid, pause),
+                    None => std::thread::sleep(Duration::from_millis(1)),
+                }
                 pause = (pause * 2).min(Duration::from_millis(100));
             }
             Err(e) => {
