@@ -199,16 +199,6 @@ impl Cgroup {
             .collect()
     }
 
-    /// Moves process `pid` into the cgroup (from another process; the runtime has its
-    /// processes join themselves, see [`Cgroup::join_files`]).
-    #[cfg(test)]
-    pub fn add(&self, pid: i32) -> Result<(), String> {
-        for f in self.procs_files() {
-            write(&f, &pid.to_string())?;
-        }
-        Ok(())
-    }
-
     /// The processes in the cgroup (in any of its directories).
     pub fn pids(&self) -> Vec<i32> {
         let mut out: Vec<i32> = Vec::new();

@@ -158,6 +158,8 @@ fn keyed_and_numbers() {
 
 #[test]
 fn v2_hierarchy_of_this_machine_create_join_remove() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
     if !nix::unistd::geteuid().is_root() {
         eprintln!("skipping: needs root");
         return;
@@ -172,16 +174,36 @@ fn v2_hierarchy_of_this_machine_create_join_remove() {
         path: format!("/weft-unit-{}/c", std::process::id()),
     };
     cg.create(&Resources::default()).expect("create");
-    let mut child = std::process::Command::new("sleep")
-        .arg("30")
-        .spawn()
-        .expect("spawn");
-    let pid = child.id() as i32;
-    let joined = cg.add(pid);
-    let listed = cg.pids();
-    let _ = child.kill();
-    let _ = child.wait();
-    joined.expect("add");
+    // Joined as the runtime's processes join: the child writes 0 into the join file.
+    let files = cg.open_join_files().expect("open the join files");
+    let fds: Vec<i32> = files.iter().map(|f| f.as_raw_fd()).collect();
+    let mut cmd = std::process::Command::new("sleep");
+    cmd.arg("30");
+    // SAFETY: only write(2) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            for &fd in &fds {
+                if libc::write(fd, b"0".as_ptr().cast(), 1) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let spawned = cmd.spawn();
+    let (pid, listed) = match spawned {
+        Ok(mut child) => {
+            let pid = child.id() as i32;
+            let listed = cg.pids();
+            let _ = child.kill();
+            let _ = child.wait();
+            (pid, listed)
+        }
+        Err(e) => {
+            let _ = cg.remove();
+            panic!("spawn with the join: {e}");
+        }
+    };
     assert_eq!(listed, vec![pid]);
     cg.remove().expect("remove");
     assert!(!m
