@@ -14,6 +14,7 @@ use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 
 use super::spawn::{self, Child, Inherit};
+use crate::bundle::RestartPolicy;
 use crate::cgroups::Cgroup;
 use crate::channel::{read_frame, Frame};
 use crate::config::InitConfig;
@@ -32,8 +33,10 @@ const HEALTHY_RUN: Duration = Duration::from_secs(10);
 pub(super) struct Shim {
     sd: StateDir,
     state: State,
-    cfg: InitConfig,
-    ops: Vec<Op>,
+    restart: RestartPolicy,
+    /// What a restart clones from; only kept when the policy may restart (the shim idles for
+    /// the container's lifetime, so it keeps no more memory than it needs).
+    respawn: Option<(InitConfig, Vec<Op>)>,
     /// Clone flags of restarts (the network namespace is kept).
     restart_flags: CloneFlags,
     child: Child,
@@ -71,11 +74,12 @@ impl Shim {
             set_nonblocking(m.as_raw_fd());
         }
         let oom_base = cgroup.as_ref().map(Cgroup::oom_kills).unwrap_or(0);
+        let restart = cfg.restart;
         Shim {
             sd,
             state,
-            cfg,
-            ops,
+            restart,
+            respawn: (restart != RestartPolicy::No).then_some((cfg, ops)),
             restart_flags,
             child,
             log,
@@ -234,8 +238,8 @@ impl Shim {
             .is_some_and(|c| c.oom_kills() > self.oom_base);
         let restart = self.state.status == Status::Running
             && !self.no_restart
+            && self.respawn.is_some()
             && self
-                .cfg
                 .restart
                 .should_restart(code.unwrap_or(-1), self.state.restart_count);
         if !restart {
@@ -270,7 +274,11 @@ impl Shim {
             console_socket: None,
             start_fifo: None,
         };
-        let child = match spawn::spawn(&self.cfg, &self.ops, self.restart_flags, &with) {
+        let Some((cfg, ops)) = &self.respawn else {
+            self.finish(self.state.exit_code);
+            return;
+        };
+        let child = match spawn::spawn(cfg, ops, self.restart_flags, &with) {
             Ok(c) => c,
             Err(msg) => {
                 self.state.error = Some(format!("restart failed: {msg}"));
