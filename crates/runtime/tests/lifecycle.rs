@@ -113,11 +113,21 @@ fn long_running_container_exec_stop_delete() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].id, "sleeper");
 
-    // the process holds only stdin, stdout, stderr, and ignores or blocks no signal
-    let fds: Vec<String> = fs::read_dir(format!("/proc/{}/fd", st.pid))
-        .expect("fds")
-        .map(|e| e.expect("fd").file_name().to_string_lossy().into_owned())
-        .collect();
+    // the process holds only stdin, stdout, stderr, and ignores or blocks no signal (the
+    // exec closes the init's close-on-exec fds one by one, and `start` may return once the
+    // first of them, its report pipe, is closed: look until the exec is through)
+    let fds_of = |pid: i32| -> Vec<String> {
+        fs::read_dir(format!("/proc/{pid}/fd"))
+            .expect("fds")
+            .map(|e| e.expect("fd").file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut fds = fds_of(st.pid);
+    while fds.len() != 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+        fds = fds_of(st.pid);
+    }
     assert_eq!(fds.len(), 3, "{fds:?}");
     let status = fs::read_to_string(format!("/proc/{}/status", st.pid)).expect("status");
     for field in ["SigIgn", "SigBlk"] {
