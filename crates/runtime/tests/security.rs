@@ -65,6 +65,35 @@ fn default_capabilities_no_new_privs_and_seccomp() {
     env.assert_no_mounts();
 }
 
+/// Device access follows Docker's allowlist (cgroup v1 devices controller): a node outside
+/// it, made with mknod (which the default CAP_MKNOD allows), cannot be opened, while
+/// /dev/null can; a privileged container may open it.
+#[test]
+fn devices_outside_the_default_allowlist_cannot_be_opened() {
+    let Some(env) = Env::new("devices") else {
+        return;
+    };
+    if !std::path::Path::new("/sys/fs/cgroup/devices/devices.list").exists() {
+        eprintln!(
+            "skipping: no cgroup v1 devices controller (v2 device filters are not implemented)"
+        );
+        return;
+    }
+    // c 10:229 is /dev/fuse, which anyone may open (no capability needed); only opened here.
+    let script = "mknod /dev/fz c 10 229 && (: </dev/fz) && echo fuse-opened; echo x > /dev/null && echo null-ok";
+    let (_, log) = env.run("dev", sh(script));
+    assert!(!log.contains("fuse-opened"), "{log}");
+    assert!(log.contains("Operation not permitted"), "{log}");
+    assert!(log.contains("null-ok"), "{log}");
+    let spec = RunSpec {
+        privileged: true,
+        ..sh(script)
+    };
+    let (_, log) = env.run("devpriv", spec);
+    assert!(log.contains("fuse-opened"), "{log}");
+    assert!(log.contains("null-ok"), "{log}");
+}
+
 #[test]
 fn seccomp_denies_unshare_that_works_without_it() {
     let Some(env) = Env::new("seccomp") else {

@@ -252,6 +252,15 @@ fn resources(spec: &RunSpec) -> anyhow::Result<Option<oci_spec::runtime::LinuxRe
         r = r.pids(LinuxPidsBuilder::default().limit(p).build()?);
         any = true;
     }
+    if spec.privileged {
+        // Every device, as Docker's --privileged; otherwise the runtime allows only its
+        // default devices.
+        r = r.devices(vec![oci_spec::runtime::LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .access("rwm")
+            .build()?]);
+        any = true;
+    }
     Ok(if any { Some(r.build()?) } else { None })
 }
 

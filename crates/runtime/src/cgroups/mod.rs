@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 pub(crate) use resources::{Resources, CPU_PERIOD, MIN_MEMORY};
 
 /// The v1 controllers a container gets a directory in.
-pub(crate) const V1_CONTROLLERS: &[&str] = &["memory", "cpu", "cpuacct", "pids"];
+pub(crate) const V1_CONTROLLERS: &[&str] = &["memory", "cpu", "cpuacct", "pids", "devices"];
 
 /// How long `remove` retries a busy cgroup (its last processes are still exiting).
 const REMOVE_TIMEOUT: Duration = Duration::from_secs(10);

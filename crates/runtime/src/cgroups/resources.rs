@@ -22,6 +22,87 @@ pub(crate) struct Resources {
     pub cpu_shares: Option<u64>,
     /// Most tasks (processes and threads); `None` is unlimited.
     pub pids: Option<i64>,
+    /// Device access rules (`linux.resources.devices`), applied in order over "deny all",
+    /// followed by [`DEFAULT_ALLOWED_DEVICES`]. Not a limit: [`Resources::is_empty`]
+    /// ignores them.
+    pub devices: Vec<DeviceRule>,
+}
+
+/// One rule of the devices controller: allow or deny `access` (of `r`, `w`, `m`) to devices
+/// of a kind (`a` all, `c` char, `b` block) and number (`None`: any).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct DeviceRule {
+    pub allow: bool,
+    pub kind: char,
+    pub major: Option<i64>,
+    pub minor: Option<i64>,
+    pub access: String,
+}
+
+impl DeviceRule {
+    /// The line for `devices.allow` / `devices.deny`, e.g. `c 1:3 rwm` or `a`.
+    pub fn line(&self) -> String {
+        if self.kind == 'a' {
+            return "a".into();
+        }
+        let n = |x: Option<i64>| x.map_or("*".to_string(), |v| v.to_string());
+        format!(
+            "{} {}:{} {}",
+            self.kind,
+            n(self.major),
+            n(self.minor),
+            self.access
+        )
+    }
+
+    fn allow_char(major: i64, minor: Option<i64>) -> DeviceRule {
+        DeviceRule {
+            allow: true,
+            kind: 'c',
+            major: Some(major),
+            minor,
+            access: String::new(),
+        }
+    }
+}
+
+/// The devices every container may use whatever its spec says, as runc and Docker allow
+/// them: creating any device node (`m`; opening it is what matters), /dev/null, zero, full,
+/// random, urandom, tty, console, ptmx and the pty slaves, and /dev/net/tun.
+pub(crate) fn default_allowed_devices() -> Vec<DeviceRule> {
+    let mut out = vec![
+        DeviceRule {
+            allow: true,
+            kind: 'c',
+            major: None,
+            minor: None,
+            access: "m".into(),
+        },
+        DeviceRule {
+            allow: true,
+            kind: 'b',
+            major: None,
+            minor: None,
+            access: "m".into(),
+        },
+    ];
+    for (major, minor) in [
+        (1, Some(3)),
+        (1, Some(5)),
+        (1, Some(7)),
+        (1, Some(8)),
+        (1, Some(9)),
+        (5, Some(0)),
+        (5, Some(1)),
+        (5, Some(2)),
+        (136, None),
+        (10, Some(200)),
+    ] {
+        let mut r = DeviceRule::allow_char(major, minor);
+        r.access = "rwm".into();
+        out.push(r);
+    }
+    out
 }
 
 impl Resources {
@@ -85,6 +166,32 @@ impl Resources {
                 Some(s) => out.cpu_shares = Some(s),
             }
         }
+        for d in r.devices().iter().flatten() {
+            let kind = match d.typ() {
+                None => 'a',
+                Some(t) => match t.as_str() {
+                    "a" => 'a',
+                    "c" | "u" => 'c',
+                    "b" => 'b',
+                    other => {
+                        return Err(format!("device rule type {other:?} is not one of a, c, b"))
+                    }
+                },
+            };
+            let access = d.access().clone().unwrap_or_else(|| "rwm".into());
+            if access.is_empty() || !access.chars().all(|c| "rwm".contains(c)) {
+                return Err(format!(
+                    "device rule access {access:?} must be made of r, w and m"
+                ));
+            }
+            out.devices.push(DeviceRule {
+                allow: d.allow(),
+                kind,
+                major: d.major(),
+                minor: d.minor(),
+                access,
+            });
+        }
         if let Some(p) = r.pids() {
             match p.limit() {
                 -1 => {}
@@ -99,9 +206,12 @@ impl Resources {
         Ok(out)
     }
 
-    /// Whether no limit is set.
+    /// Whether no limit is set (device rules are not limits).
     pub fn is_empty(&self) -> bool {
-        *self == Resources::default()
+        Resources {
+            devices: Vec::new(),
+            ..self.clone()
+        } == Resources::default()
     }
 }
 
@@ -130,6 +240,55 @@ mod tests {
             b = b.pids(LinuxPidsBuilder::default().limit(p).build().expect("pids"));
         }
         b.build().expect("resources")
+    }
+
+    #[test]
+    fn device_rules_from_the_spec_then_the_defaults() {
+        use oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxDeviceType};
+        let rules = vec![
+            LinuxDeviceCgroupBuilder::default()
+                .allow(false)
+                .access("rwm")
+                .build()
+                .expect("deny all"),
+            LinuxDeviceCgroupBuilder::default()
+                .allow(true)
+                .typ(LinuxDeviceType::C)
+                .major(1i64)
+                .minor(11i64)
+                .access("r")
+                .build()
+                .expect("kmsg"),
+        ];
+        let spec = LinuxResourcesBuilder::default()
+            .devices(rules)
+            .build()
+            .expect("resources");
+        let r = Resources::from_spec(Some(&spec)).expect("ok");
+        let lines: Vec<(bool, String)> = r.devices.iter().map(|d| (d.allow, d.line())).collect();
+        assert_eq!(
+            lines,
+            vec![(false, "a".to_string()), (true, "c 1:11 r".to_string())]
+        );
+        assert!(r.is_empty(), "device rules are not limits");
+        let defaults: Vec<String> = default_allowed_devices().iter().map(|d| d.line()).collect();
+        assert!(defaults.contains(&"c *:* m".to_string()));
+        assert!(defaults.contains(&"c 1:3 rwm".to_string()));
+        assert!(defaults.contains(&"c 136:* rwm".to_string()));
+        assert!(!defaults
+            .iter()
+            .any(|l| l.starts_with("b ") && l.ends_with("rwm")));
+
+        let bad = LinuxResourcesBuilder::default()
+            .devices(vec![LinuxDeviceCgroupBuilder::default()
+                .allow(true)
+                .access("rwx")
+                .build()
+                .expect("rule")])
+            .build()
+            .expect("resources");
+        let e = Resources::from_spec(Some(&bad)).expect_err("x is no access");
+        assert!(e.contains("r, w and m"), "{e}");
     }
 
     #[test]

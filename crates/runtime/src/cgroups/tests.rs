@@ -71,7 +71,10 @@ fn v1_create_writes_limits_and_remove_cleans_up() {
     assert_eq!(r("cpu/weft/lab/c1/cpu.cfs_period_us"), "100000");
     assert_eq!(r("cpu/weft/lab/c1/cpu.shares"), "512");
     assert_eq!(r("pids/weft/lab/c1/pids.max"), "20");
-    assert_eq!(cg.dirs().len(), 4);
+    // devices: deny all first, then allow the defaults (this fake keeps the last write)
+    assert_eq!(r("devices/weft/lab/c1/devices.deny"), "a");
+    assert_eq!(r("devices/weft/lab/c1/devices.allow"), "c 10:200 rwm");
+    assert_eq!(cg.dirs().len(), 5);
     assert_eq!(
         cg.procs_files()[0],
         tmp.path().join("memory/weft/lab/c1/cgroup.procs")

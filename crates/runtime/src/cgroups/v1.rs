@@ -50,6 +50,24 @@ pub(super) fn create(cg: &Cgroup, res: &Resources) -> Result<(), String> {
     if let (Some(d), Some(p)) = (cg.dir("pids"), res.pids) {
         write(&d.join("pids.max"), &p.to_string())?;
     }
+    if let Some(d) = cg.dir("devices") {
+        // Deny everything, then the spec's rules in order, then the devices every
+        // container may use (as runc and Docker do).
+        write(&d.join("devices.deny"), "a")?;
+        for r in res
+            .devices
+            .iter()
+            .cloned()
+            .chain(super::resources::default_allowed_devices())
+        {
+            let file = if r.allow {
+                "devices.allow"
+            } else {
+                "devices.deny"
+            };
+            write(&d.join(file), &r.line())?;
+        }
+    }
     Ok(())
 }
 

@@ -22,6 +22,7 @@ const BINARIES: &[&str] = &[
     "/usr/bin/head",
     "/usr/bin/tail",
     "/usr/bin/tty",
+    "/bin/mknod",
 ];
 
 /// The image's /etc/passwd and /etc/group.
