@@ -161,8 +161,6 @@ fn keyed_and_numbers() {
 
 #[test]
 fn v2_hierarchy_of_this_machine_create_join_remove() {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::process::CommandExt;
     if !nix::unistd::geteuid().is_root() {
         eprintln!("skipping: needs root");
         return;
@@ -178,35 +176,7 @@ fn v2_hierarchy_of_this_machine_create_join_remove() {
     };
     cg.create(&Resources::default()).expect("create");
     // Joined as the runtime's processes join: the child writes 0 into the join file.
-    let files = cg.open_join_files().expect("open the join files");
-    let fds: Vec<i32> = files.iter().map(|f| f.as_raw_fd()).collect();
-    let mut cmd = std::process::Command::new("sleep");
-    cmd.arg("30");
-    // SAFETY: only write(2) between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            for &fd in &fds {
-                if libc::write(fd, b"0".as_ptr().cast(), 1) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
-    let spawned = cmd.spawn();
-    let (pid, listed) = match spawned {
-        Ok(mut child) => {
-            let pid = child.id() as i32;
-            let listed = cg.pids();
-            let _ = child.kill();
-            let _ = child.wait();
-            (pid, listed)
-        }
-        Err(e) => {
-            let _ = cg.remove();
-            panic!("spawn with the join: {e}");
-        }
-    };
+    let (pid, listed) = with_joined_child(&cg, Cgroup::pids);
     assert_eq!(listed, vec![pid]);
     cg.remove().expect("remove");
     assert!(!m
@@ -243,8 +213,6 @@ fn join_files_are_tasks_on_v1_and_cgroup_procs_on_v2() {
 /// cgroup is then in it, in every controller: what the container init and `exec` do.
 #[test]
 fn a_child_joins_through_the_join_files_on_this_machine() {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::process::CommandExt;
     if !nix::unistd::geteuid().is_root() {
         eprintln!("skipping: needs root");
         return;
@@ -257,6 +225,31 @@ fn a_child_joins_through_the_join_files_on_this_machine() {
         }
     };
     cg.create(&Resources::default()).expect("create");
+    let (pid, listed) = with_joined_child(&cg, |cg| {
+        cg.dirs()
+            .iter()
+            .map(|d| {
+                read(&d.join("cgroup.procs"))
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| l.trim().parse().ok())
+                    .collect::<Vec<i32>>()
+            })
+            .collect::<Vec<_>>()
+    });
+    cg.remove().expect("remove");
+    assert!(!listed.is_empty());
+    for l in listed {
+        assert_eq!(l, vec![pid]);
+    }
+}
+
+/// Runs `sleep 30` joined to `cg` as the runtime's processes join (the forked child writes 0
+/// into the join files), and returns its pid with what `look` saw while it ran; removes the
+/// cgroup and fails the test if the child cannot be started.
+fn with_joined_child<T>(cg: &Cgroup, look: impl FnOnce(&Cgroup) -> T) -> (i32, T) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
     let files = cg.open_join_files().expect("open the join files");
     let fds: Vec<i32> = files.iter().map(|f| f.as_raw_fd()).collect();
     let mut cmd = std::process::Command::new("sleep");
@@ -272,33 +265,16 @@ fn a_child_joins_through_the_join_files_on_this_machine() {
             Ok(())
         });
     }
-    let spawned = cmd.spawn();
-    let (pid, listed) = match spawned {
+    match cmd.spawn() {
         Ok(mut child) => {
-            let pid = child.id() as i32;
-            let per_dir: Vec<Vec<i32>> = cg
-                .dirs()
-                .iter()
-                .map(|d| {
-                    read(&d.join("cgroup.procs"))
-                        .unwrap_or_default()
-                        .lines()
-                        .filter_map(|l| l.trim().parse().ok())
-                        .collect()
-                })
-                .collect();
+            let seen = look(cg);
             let _ = child.kill();
             let _ = child.wait();
-            (pid, per_dir)
+            (child.id() as i32, seen)
         }
         Err(e) => {
             let _ = cg.remove();
             panic!("spawn with the join: {e}");
         }
-    };
-    cg.remove().expect("remove");
-    assert!(!listed.is_empty());
-    for l in listed {
-        assert_eq!(l, vec![pid]);
     }
 }
