@@ -532,12 +532,12 @@ pub fn stop(c: &Cluster, name: &str, timeout: Duration) -> Result<()> {
     Ok(())
 }
 
-/// `weft rm [-f] NAME`: removes the container, its veth, its address and its record.
 /// How long `remove` lets the kernel remove a deleted container's veth (with its network
 /// namespace) before deleting it itself: measured 0-13 ms after the container's end; longer
 /// only when something else still holds the namespace.
 const TEARDOWN_GRACE: Duration = Duration::from_millis(200);
 
+/// `weft rm [-f] NAME`: removes the container, its veth, its address and its record.
 pub fn remove(c: &Cluster, name: &str, force: bool) -> Result<()> {
     let w = get_workload(c, name)?;
     let v = view_of(c, &w);

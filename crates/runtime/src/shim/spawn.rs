@@ -56,8 +56,9 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Clones the init with `flags` (it joins the cgroup first thing), maps its ids, lets it set up its
-/// file systems, and returns it blocked before exec. On failure nothing is left running.
+/// Clones the init with `flags` (it joins the cgroup first thing), maps its ids, lets it set
+/// up its file systems, and returns it blocked before exec. On failure nothing is left
+/// running.
 pub(crate) fn spawn(
     cfg: &InitConfig,
     ops: &[Op],
