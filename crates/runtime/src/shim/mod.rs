@@ -298,7 +298,11 @@ fn release_unused_stack() {
     const MARGIN: usize = 16 << 10;
     let here = 0u8;
     let sp = std::ptr::addr_of!(here) as usize;
-    let page = 4096;
+    // SAFETY: sysconf has no preconditions.
+    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        p if p > 0 => p as usize,
+        _ => return,
+    };
     let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
         return;
     };
