@@ -25,11 +25,13 @@
 //! Only the named table is ever touched: applying `inet weft` leaves every
 //! other table of the namespace alone.
 //!
-//! Cost, measured with 10,000 services (3 chains and 4 rules each, one
-//! 10,000-element verdict map; 70,000 messages, 14 MB in one `sendmsg`): a full
-//! apply takes about 0.8 s, mostly in the kernel; an update of one endpoint
-//! about 30-50 ms, of which encoding is a few ms and the rest is the kernel
-//! validating every chain reachable from the changed one's base chains.
+//! Cost: every rule or jump added in a transaction makes the kernel validate the
+//! chains reachable from its base chains again, while elements of a named set or
+//! map holding plain data do not. weft's service table therefore keeps a service's
+//! endpoints as map elements (about 20 chains, 60 rules and 20,000 elements at
+//! 10,000 services): a full apply at 10,000 services takes about 0.3 s in the
+//! kernel, an update of one service well under 1 ms (bench/README.md,
+//! "services"; the earlier shape of 3 chains per service took 0.8 s and 30-50 ms).
 //! Anonymous sets (`{ ... }`, [`Expr::NumgenVmap`]) are costly in big
 //! transactions: the kernel walks the whole transaction for each one it binds
 //! (10,000 numgen maps in one apply: about a minute). Prefer named sets, or
