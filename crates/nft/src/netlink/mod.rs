@@ -133,6 +133,12 @@ impl NetlinkBackend {
                 ))
             }
         };
+        self.send_difference(&batch, old, new)
+    }
+
+    /// Sends a batch of differences from `old` to `new`: nothing when it holds no change
+    /// (only the batch's begin and end), and records what was sent.
+    fn send_difference(&mut self, batch: &Batch, old: &Table, new: &Table) -> Result<()> {
         if batch.len() <= 2 {
             self.last = ApplyStats::default();
             return Ok(());
@@ -142,7 +148,7 @@ impl NetlinkBackend {
             bytes: batch.buf.len(),
             full: false,
         };
-        self.run(&batch, Some(new), Some(old), &table_id(new))
+        self.run(batch, Some(new), Some(old), &table_id(new))
     }
 
     /// The elements the kernel holds in the dynamic sets of `table` (none when
@@ -208,16 +214,7 @@ impl Backend for NetlinkBackend {
         let Some(batch) = update::encode_update(old, new, self.sock.next_seq())? else {
             return self.apply(new);
         };
-        if batch.len() <= 2 {
-            self.last = ApplyStats::default();
-            return Ok(());
-        }
-        self.last = ApplyStats {
-            messages: batch.len(),
-            bytes: batch.buf.len(),
-            full: false,
-        };
-        match self.run(&batch, Some(new), Some(old), &table_id(new)) {
+        match self.send_difference(&batch, old, new) {
             Err(Error::Kernel { .. }) => self.apply(new),
             other => other,
         }
