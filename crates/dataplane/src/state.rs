@@ -540,21 +540,28 @@ mod tests {
         )
     }
 
-    #[test]
-    fn a_cache_fed_by_events_equals_a_fresh_read() {
+    /// A store with node n1, the given workloads on it and policy `p` (TCP/80).
+    fn node_and_policy(workloads: &[(&str, &str)]) -> MemStore {
         let store = MemStore::new();
         put(
             &store,
             &keys::node("n1"),
             r#"{"name":"n1","address":"192.0.2.11"}"#,
         );
-        put(&store, &keys::workload("a"), &workload("a", "10.244.0.1"));
-        put(&store, &keys::workload("b"), &workload("b", "10.244.0.2"));
+        for (name, ip) in workloads {
+            put(&store, &keys::workload(name), &workload(name, ip));
+        }
         put(
             &store,
             &keys::policy("NetworkPolicy", Some("default"), "p"),
             &POLICY.replace("PORT", "80"),
         );
+        store
+    }
+
+    #[test]
+    fn a_cache_fed_by_events_equals_a_fresh_read() {
+        let store = node_and_policy(&[("a", "10.244.0.1"), ("b", "10.244.0.2")]);
         let mut cache = StateCache::load(&store).unwrap();
         let mut watch = store.watch("/weft/", cache.revision()).unwrap();
         assert_eq!(cache.state().workloads.len(), 2);
@@ -622,18 +629,7 @@ mod tests {
 
     #[test]
     fn a_read_without_services_plus_its_services_equals_a_full_read() {
-        let store = MemStore::new();
-        put(
-            &store,
-            &keys::node("n1"),
-            r#"{"name":"n1","address":"192.0.2.11"}"#,
-        );
-        put(&store, &keys::workload("a"), &workload("a", "10.244.0.1"));
-        put(
-            &store,
-            &keys::policy("NetworkPolicy", Some("default"), "p"),
-            &POLICY.replace("PORT", "80"),
-        );
+        let store = node_and_policy(&[("a", "10.244.0.1")]);
         let svc = |n: &str| keys::service("default", n);
         put(&store, &svc("web"), &service("web", "10.96.0.10", None));
         put(&store, &svc("web2"), &service("web2", "10.96.0.12", None));
