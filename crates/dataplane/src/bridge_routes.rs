@@ -64,7 +64,6 @@ pub(crate) fn block_route(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
     use std::net::Ipv4Addr;
 
     use weft_model::{Encap, Network, Node};
@@ -78,13 +77,7 @@ mod tests {
     }
 
     fn block(cidr: &str, node: &str) -> Block {
-        Block {
-            cidr: cidr.parse().unwrap(),
-            pool: "net-b".into(),
-            affinity: Some(node.into()),
-            allocations: BTreeMap::new(),
-            sequence: 0,
-        }
+        Block::claimed(cidr.parse().unwrap(), "net-b", node)
     }
 
     /// host-gw even in VXLAN mode; the own subnet is left to the bridge's connected route.

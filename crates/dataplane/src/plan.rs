@@ -236,13 +236,7 @@ mod tests {
     }
 
     fn block(cidr: &str, node: &str) -> Block {
-        Block {
-            cidr: cidr.parse().unwrap(),
-            pool: "default-ipv4-ippool".into(),
-            affinity: Some(node.into()),
-            allocations: BTreeMap::new(),
-            sequence: 0,
-        }
+        Block::claimed(cidr.parse().unwrap(), "default-ipv4-ippool", node)
     }
 
     fn workload(name: &str, node: &str, ip: [u8; 4]) -> Workload {

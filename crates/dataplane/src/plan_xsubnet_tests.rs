@@ -1,7 +1,6 @@
 //! The plan's per-block decision: a pool's VXLAN mode (or the cluster's default, VXLAN or IPIP)
 //! and the two nodes' subnets choose between a plain route and a tunnel device.
 
-use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use weft_ipam::{Block, IpPool};
@@ -23,13 +22,7 @@ fn node(name: &str, addr: &str, tunnel: [u8; 4]) -> Node {
 }
 
 fn block(cidr: &str, pool: &str, node: &str) -> Block {
-    Block {
-        cidr: cidr.parse().unwrap(),
-        pool: pool.into(),
-        affinity: Some(node.into()),
-        allocations: BTreeMap::new(),
-        sequence: 0,
-    }
+    Block::claimed(cidr.parse().unwrap(), pool, node)
 }
 
 /// a1 and a2 on 198.51.100.0/24, b1 on 198.51.101.0/24; one block each in the default pool

@@ -1,6 +1,5 @@
 //! Handing out addresses.
 
-use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
@@ -24,16 +23,6 @@ fn first_free(block: &Block, pool: &IpPool) -> Option<u32> {
     (0..block.size())
         .map(|o| o as u32)
         .find(|o| Some(*o) != reserved && !block.allocations.contains_key(o))
-}
-
-fn new_block(cidr: Ipv4Net, pool: &IpPool, node: &str) -> Block {
-    Block {
-        cidr,
-        pool: pool.name.clone(),
-        affinity: Some(node.to_string()),
-        allocations: BTreeMap::new(),
-        sequence: 0,
-    }
 }
 
 impl Ipam<'_> {
@@ -120,7 +109,7 @@ impl Ipam<'_> {
             })?
             .find(|cidr| !blocks.iter().any(|(_, b, _)| overlaps(b.cidr, *cidr)));
         if let Some(cidr) = free {
-            let block = new_block(cidr, pool, node);
+            let block = Block::claimed(cidr, &pool.name, node);
             if let Some(ordinal) = first_free(&block, pool) {
                 return Ok(take(keys::block(cidr), block, 0, ordinal, handle));
             }
@@ -210,7 +199,7 @@ impl Ipam<'_> {
                 owner: "overlaps the block the address would need".into(),
             });
         }
-        let block = new_block(cidr, pool, node);
+        let block = Block::claimed(cidr, &pool.name, node);
         let ordinal = block.ordinal(ip).unwrap_or_default();
         Ok(take(keys::block(cidr), block, 0, ordinal, handle))
     }

@@ -100,6 +100,17 @@ pub struct Block {
 }
 
 impl Block {
+    /// A new, empty block of pool `pool` claimed by (affine to) `node`.
+    pub fn claimed(cidr: Ipv4Net, pool: &str, node: &str) -> Block {
+        Block {
+            cidr,
+            pool: pool.to_string(),
+            affinity: Some(node.to_string()),
+            allocations: BTreeMap::new(),
+            sequence: 0,
+        }
+    }
+
     /// Number of addresses in the block.
     pub fn size(&self) -> u64 {
         1u64 << (32 - u32::from(self.cidr.prefix_len()))

@@ -1,5 +1,3 @@
-use std::collections::BTreeMap;
-
 use weft_ipam::Block;
 use weft_model::{Network, PortProto, PublishedPort, Workload};
 
@@ -19,13 +17,7 @@ fn bridge_net(name: &str, cidr: &str, internal: bool) -> Network {
 }
 
 fn block(cidr: &str, pool: &str, node: &str) -> Block {
-    Block {
-        cidr: cidr.parse().unwrap(),
-        pool: pool.into(),
-        affinity: Some(node.into()),
-        allocations: BTreeMap::new(),
-        sequence: 0,
-    }
+    Block::claimed(cidr.parse().unwrap(), pool, node)
 }
 
 fn table() -> String {
