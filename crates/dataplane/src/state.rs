@@ -134,6 +134,11 @@ impl Dirty {
 impl ClusterState {
     /// Reads the whole of `/weft/` in one list, so every part is from the same revision.
     pub fn load(store: &dyn Store) -> Result<ClusterState> {
+        ClusterState::load_where(store, |_| true)
+    }
+
+    /// The records of `/weft/` whose key `keep` accepts, read in one list.
+    fn load_where(store: &dyn Store, keep: impl Fn(&str) -> bool) -> Result<ClusterState> {
         let (kvs, revision) = store
             .list("/weft/")
             .context("read cluster state from the store")?;
@@ -141,7 +146,7 @@ impl ClusterState {
             revision,
             ..Default::default()
         };
-        for kv in kvs {
+        for kv in kvs.iter().filter(|kv| keep(&kv.key)) {
             st.push(decode(&kv.key, &kv.value)?);
         }
         Ok(st)
@@ -181,17 +186,7 @@ impl ClusterState {
                 return Ok(st);
             }
         }
-        let (kvs, revision) = store
-            .list("/weft/")
-            .context("read cluster state from the store")?;
-        let mut st = ClusterState {
-            revision,
-            ..Default::default()
-        };
-        for kv in kvs.iter().filter(|kv| !kv.key.starts_with(keys::SERVICES)) {
-            st.push(decode(&kv.key, &kv.value)?);
-        }
-        Ok(st)
+        ClusterState::load_where(store, |key| !key.starts_with(keys::SERVICES))
     }
 
     /// Adds the services stored under `prefix` (`/weft/services/`, a namespace's prefix, or one
