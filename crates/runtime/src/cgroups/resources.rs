@@ -55,13 +55,13 @@ impl DeviceRule {
         )
     }
 
-    fn allow_char(major: i64, minor: Option<i64>) -> DeviceRule {
+    fn allow(kind: char, major: Option<i64>, minor: Option<i64>, access: &str) -> DeviceRule {
         DeviceRule {
             allow: true,
-            kind: 'c',
-            major: Some(major),
+            kind,
+            major,
             minor,
-            access: String::new(),
+            access: access.into(),
         }
     }
 }
@@ -71,20 +71,8 @@ impl DeviceRule {
 /// random, urandom, tty, console, ptmx and the pty slaves, and /dev/net/tun.
 pub(crate) fn default_allowed_devices() -> Vec<DeviceRule> {
     let mut out = vec![
-        DeviceRule {
-            allow: true,
-            kind: 'c',
-            major: None,
-            minor: None,
-            access: "m".into(),
-        },
-        DeviceRule {
-            allow: true,
-            kind: 'b',
-            major: None,
-            minor: None,
-            access: "m".into(),
-        },
+        DeviceRule::allow('c', None, None, "m"),
+        DeviceRule::allow('b', None, None, "m"),
     ];
     for (major, minor) in [
         (1, Some(3)),
@@ -98,9 +86,7 @@ pub(crate) fn default_allowed_devices() -> Vec<DeviceRule> {
         (136, None),
         (10, Some(200)),
     ] {
-        let mut r = DeviceRule::allow_char(major, minor);
-        r.access = "rwm".into();
-        out.push(r);
+        out.push(DeviceRule::allow('c', Some(major), minor, "rwm"));
     }
     out
 }
