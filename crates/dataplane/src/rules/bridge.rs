@@ -294,6 +294,7 @@ fn published(t: &mut weft_nft::Table, input: &RulesInput, locals: &[Local]) {
             Verdict::Goto(chain),
         ));
     }
+    let any = !map.is_empty();
     t.maps.push(Map::verdicts("published", key2(), map));
     t.sets.push(Set::new(
         "published-addrs",
@@ -307,6 +308,12 @@ fn published(t: &mut weft_nft::Table, input: &RulesInput, locals: &[Local]) {
             Expr::vmap(&[Field::L4Proto, Field::ThDport], "published"),
         ])],
     ));
+    // The hooks only while a port is published here: a NAT hook costs every new connection
+    // of the node its NAT work. Ports are in the table's base, which a change of them
+    // computes again whole.
+    if !any {
+        return;
+    }
     for (name, hook) in [
         ("pub-prerouting", Hook::Prerouting),
         ("pub-output", Hook::Output),

@@ -173,7 +173,9 @@ impl Programmed {
     /// The transaction for `changes` (what the state went through since this was programmed,
     /// `input` being the state after them). None when only a full pass will do.
     pub fn step(&self, input: &RulesInput, changes: &Changes) -> Option<Step> {
-        if changes.all {
+        // A first service, or the last one gone, adds or removes the base's NAT hooks.
+        let hooked = !self.services.is_empty();
+        if changes.all || hooked != services::services_hooked(input) {
             return None;
         }
         // Services to redo: the changed ones, and those requiring a label of a changed

@@ -155,3 +155,59 @@ fn steps_of_changes_end_where_a_full_computation_does() {
     };
     assert!(prog.step(&input(&nets, &ws, &svcs), &all).is_none());
 }
+
+#[test]
+fn nat_hooks_come_with_the_first_service_and_go_with_the_last() {
+    let nets = [Network::new("net1", "pool")];
+    let ws = vec![
+        workload("local", [10, 244, 0, 2]),
+        remote("a1", [10, 244, 1, 1], "a"),
+    ];
+    let hooks = |t: &Table| -> Vec<String> {
+        let mut v: Vec<String> = t
+            .chains
+            .iter()
+            .filter(|c| c.base.is_some() && c.name.starts_with("nat-"))
+            .map(|c| c.name.clone())
+            .collect();
+        v.sort();
+        v
+    };
+    let (mut prog, first) = Programmed::full(&input(&nets, &ws, &[]));
+    assert!(hooks(&first).is_empty(), "no service, no NAT hook");
+    assert!(first.chain("services").is_some(), "the dispatch is there");
+
+    // The first service: only a full pass, whose table hooks the dispatch.
+    let svcs = vec![named("a", "10.96.0.10", "a")];
+    let changes = Changes {
+        services: vec![("default".into(), "a".into())],
+        ..Changes::default()
+    };
+    assert!(prog.step(&input(&nets, &ws, &svcs), &changes).is_none());
+    let (p, with) = Programmed::full(&input(&nets, &ws, &svcs));
+    assert_eq!(hooks(&with), ["nat-output", "nat-prerouting"]);
+    prog = p;
+
+    // A second service is a step as before; the hooks stay.
+    let more = vec![svcs[0].clone(), named("b", "10.96.0.11", "b")];
+    let changes = Changes {
+        services: vec![("default".into(), "b".into())],
+        ..Changes::default()
+    };
+    let step = prog
+        .step(&input(&nets, &ws, &more), &changes)
+        .expect("incremental");
+    prog.commit(step);
+    assert_eq!(hooks(&prog.table()), ["nat-output", "nat-prerouting"]);
+
+    // The last service gone: a full pass again, without the hooks.
+    let (mut prog, _) = Programmed::full(&input(&nets, &ws, &svcs));
+    let changes = Changes {
+        services: vec![("default".into(), "a".into())],
+        ..Changes::default()
+    };
+    assert!(prog.step(&input(&nets, &ws, &[]), &changes).is_none());
+    let (p, _) = Programmed::full(&input(&nets, &ws, &[]));
+    prog = p;
+    assert!(hooks(&prog.table()).is_empty());
+}

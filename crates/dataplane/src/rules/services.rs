@@ -371,9 +371,16 @@ fn dnat_cascade(
         .collect()
 }
 
+/// Whether the table hooks the service dispatch into prerouting and output: when there is
+/// a service at all.
+pub fn services_hooked(input: &RulesInput) -> bool {
+    !input.services.is_empty()
+}
+
 /// The maps, sets and chains every service shares, without any service's elements: the
-/// dispatch (`services`, `nodeports`), the refusal of services without endpoints, the hooks,
-/// and masquerade by mark and for hairpin traffic.
+/// dispatch (`services`, `nodeports`), the refusal of services without endpoints, the hooks
+/// (when there is a service: [`services_hooked`]), and masquerade by mark and for hairpin
+/// traffic.
 pub fn global(t: &mut weft_nft::Table, input: &RulesInput) {
     t.maps.push(Map::verdicts("services", key3(), vec![]));
     for n in 1..=MAP_ENDPOINTS {
@@ -439,15 +446,21 @@ pub fn global(t: &mut weft_nft::Table, input: &RulesInput) {
         Expr::vmap(&[Field::L4Proto, Field::ThDport], "nodeports"),
     ])]);
     t.chains.push(Chain::regular("services", dispatch));
-    for (name, hook) in [
-        ("nat-prerouting", Hook::Prerouting),
-        ("nat-output", Hook::Output),
-    ] {
-        t.chains.push(Chain::base(
-            name,
-            BaseChain::nat(hook, -100),
-            vec![Rule::new(vec![Expr::jump("services")])],
-        ));
+    // The hooks only while there is a service: a NAT hook costs every new connection of the
+    // node its NAT work (about 5 % of a connection's cost on a quiet node, bench/README.md
+    // "policy"). A first service or the last one going takes a full pass
+    // (`Programmed::step`), which adds or removes them.
+    if services_hooked(input) {
+        for (name, hook) in [
+            ("nat-prerouting", Hook::Prerouting),
+            ("nat-output", Hook::Output),
+        ] {
+            t.chains.push(Chain::base(
+                name,
+                BaseChain::nat(hook, -100),
+                vec![Rule::new(vec![Expr::jump("services")])],
+            ));
+        }
     }
     // Masquerade by mark comes first in postrouting.
     if let Some(post) = t.chains.iter_mut().find(|c| c.name == "postrouting") {

@@ -21,6 +21,12 @@ fn block(cidr: &str, pool: &str, node: &str) -> Block {
 }
 
 fn table() -> String {
+    table_of("n1")
+}
+
+/// The table of `node` for two bridge networks and an internal one, with a port published on
+/// n1 and one on n2.
+fn table_of(node: &str) -> String {
     let networks = vec![
         bridge_net("b1", "10.10.0.0/16", false),
         bridge_net("b2", "10.20.0.0/16", false),
@@ -52,7 +58,7 @@ fn table() -> String {
     ];
     let workloads: Vec<Workload> = vec![];
     let input = RulesInput {
-        node: "n1",
+        node,
         networks: &networks,
         workloads: &workloads,
         policies: &[],
@@ -141,4 +147,20 @@ fn published_ports_of_this_node_only() {
         !addrs.contains("10.10.1.1"),
         "not another node's gateway: {addrs}"
     );
+}
+
+#[test]
+fn the_published_hooks_exist_only_where_a_port_is_published() {
+    for node in ["n1", "n2"] {
+        let t = table_of(node);
+        for hook in ["chain pub-prerouting", "chain pub-output"] {
+            assert!(t.contains(hook), "{node} publishes a port: {hook} in\n{t}");
+        }
+    }
+    let t = table_of("n3");
+    assert!(
+        !t.contains("chain pub-prerouting") && !t.contains("chain pub-output"),
+        "n3 publishes nothing: no NAT hook for it\n{t}"
+    );
+    assert!(t.contains("chain published"), "the dispatch is there: {t}");
 }
