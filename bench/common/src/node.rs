@@ -95,6 +95,12 @@ impl Node {
             tmp: tmp.clone(),
         };
         std::fs::create_dir_all(&tmp).with_context(|| format!("create {}", tmp.display()))?;
+        Node::wire(prefix, tmp, cleanup)
+    }
+
+    /// The node's namespaces: `<prefix>-node` with `eth0` into `<prefix>-fabric` and a
+    /// default route.
+    fn wire(prefix: &str, tmp: PathBuf, cleanup: Cleanup) -> Result<Node> {
         let ns_name = format!("{prefix}-node");
         let ns = Netns::create_named(&ns_name)?;
         let fabric = Netns::create_named(&format!("{prefix}-fabric"))?;
@@ -121,6 +127,21 @@ impl Node {
             reals: vec![],
             _cleanup: cleanup,
         })
+    }
+
+    /// Another node `<prefix>-<tag>-node` with its own fabric, for a variant that must not
+    /// share this node's namespace (iptables-legacy's tables, once made, stay registered on
+    /// the namespace's hooks until it is deleted). Its namespaces are removed when it is
+    /// dropped, and by this node's signal handling (their names start with this prefix).
+    pub fn sibling(&self, tag: &str) -> Result<Node> {
+        let prefix = format!("{}-{tag}", self.prefix);
+        let tmp = self.tmp.join(tag);
+        let cleanup = Cleanup {
+            prefix: prefix.clone(),
+            tmp: tmp.clone(),
+        };
+        std::fs::create_dir_all(&tmp).with_context(|| format!("create {}", tmp.display()))?;
+        Node::wire(&prefix, tmp, cleanup)
     }
 
     /// A real workload `name` with address `ip`: its namespace `<prefix>-<name>` wired to the

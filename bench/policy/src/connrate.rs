@@ -15,32 +15,53 @@ pub const PORT: u16 = 80;
 /// A port no policy allows.
 pub const DENIED_PORT: u16 = 81;
 
-/// Starts the server in `ns` on `PORT` and `DENIED_PORT` (accept and close, forever).
+/// Starts the server in `ns` on `PORT` and `DENIED_PORT`: `ACCEPTORS` threads per port accept
+/// and close, forever, so the server keeps up with several clients at once.
 pub fn serve(ns: &Netns) -> Result<()> {
     for port in [PORT, DENIED_PORT] {
-        let ns = ns.try_clone()?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let l = setns(ns.fd(), CloneFlags::CLONE_NEWNET)
-                .map_err(anyhow::Error::from)
-                .and_then(|()| {
-                    TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).map_err(anyhow::Error::from)
-                });
-            match l {
-                Ok(l) => {
-                    let _ = tx.send(Ok(()));
-                    for s in l.incoming() {
-                        drop(s);
-                    }
+        let l = weft_netlink::run_in_netns(ns, || listen(port))?
+            .with_context(|| format!("listen on port {port} in c2"))?;
+        for _ in 0..ACCEPTORS {
+            let l = l.try_clone()?;
+            std::thread::spawn(move || {
+                for s in l.incoming() {
+                    drop(s);
                 }
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                }
-            }
-        });
-        rx.recv().context("server thread")??;
+            });
+        }
     }
     Ok(())
+}
+
+/// Accepting threads per port.
+const ACCEPTORS: usize = 2;
+
+/// The accept queue's length. A client's `connect` returns at the SYN-ACK, before the server
+/// accepts, so at tens of thousands of connections a second a short pause of the acceptors
+/// fills std's queue of 128 and the kernel drops the next SYN (`ListenOverflows`), which
+/// costs a 1 s retransmission and halves a 2 s measurement. 4096 is the namespace's default
+/// `net.core.somaxconn`.
+const BACKLOG: i32 = 4096;
+
+/// A TCP listener on `port` on all addresses of the current network namespace.
+fn listen(port: u16) -> Result<TcpListener> {
+    use nix::sys::socket::{
+        bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType,
+        SockaddrIn,
+    };
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::new(0, 0, 0, 0, port),
+    )?;
+    listen(&fd, Backlog::new(BACKLOG)?)?;
+    Ok(TcpListener::from(fd))
 }
 
 /// What one measurement saw.
@@ -49,28 +70,50 @@ pub struct Rate {
     pub failed: u64,
 }
 
-/// Connects from inside `ns` to `to` for `secs`, one connection at a time.
-pub fn measure(ns: &Netns, to: Ipv4Addr, secs: f64) -> Result<Rate> {
-    weft_netlink::run_in_netns(ns, || {
-        let addr = SocketAddr::from((to, PORT));
-        let end = Instant::now() + Duration::from_secs_f64(secs);
-        let start = Instant::now();
-        let (mut ok, mut failed) = (0u64, 0u64);
-        while Instant::now() < end {
-            match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
-                Ok(s) => {
-                    weft_bench_common::reset_on_close(&s);
-                    ok += 1;
-                }
-                Err(_) => failed += 1,
-            }
-        }
-        Rate {
-            per_second: ok as f64 / start.elapsed().as_secs_f64(),
-            failed,
-        }
+/// Connects from inside `ns` to `to` for `secs` from `clients` threads, each one connection at
+/// a time. With one client the rate is bound by the round trip of each handshake; with several
+/// the node's work per connection (the firewall's among it) is what bounds it.
+pub fn measure(ns: &Netns, to: Ipv4Addr, secs: f64, clients: usize) -> Result<Rate> {
+    let addr = SocketAddr::from((to, PORT));
+    let start = Instant::now();
+    let end = start + Duration::from_secs_f64(secs);
+    let counts = std::thread::scope(|s| -> Result<Vec<(u64, u64)>> {
+        let threads: Vec<_> = (0..clients.max(1))
+            .map(|_| {
+                s.spawn(move || -> Result<(u64, u64)> {
+                    setns(ns.fd(), CloneFlags::CLONE_NEWNET).context("enter c1")?;
+                    let (mut ok, mut failed) = (0u64, 0u64);
+                    while Instant::now() < end {
+                        match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+                            Ok(s) => {
+                                weft_bench_common::reset_on_close(&s);
+                                ok += 1;
+                            }
+                            Err(e) => {
+                                failed += 1;
+                                if std::env::var_os("WEFT_BENCH_DEBUG").is_some() {
+                                    eprintln!(
+                                        "    connect failed {:.3} s in: {e}",
+                                        start.elapsed().as_secs_f64()
+                                    );
+                                }
+                            }
+                        }
+                    }
+                    Ok((ok, failed))
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("client thread panicked"))
+            .collect()
+    })?;
+    let elapsed = start.elapsed().as_secs_f64();
+    Ok(Rate {
+        per_second: counts.iter().map(|c| c.0).sum::<u64>() as f64 / elapsed,
+        failed: counts.iter().map(|c| c.1).sum(),
     })
-    .map_err(Into::into)
 }
 
 /// Whether the ruleset is in force: c1 reaches c2:PORT, and c2:DENIED_PORT times out (dropped)

@@ -12,7 +12,13 @@
 //!            (no policy: from the network's members, one rule each → ACCEPT; DROP)
 //! wb-pi-K:   one rule per (source address, port): -s A/32 -p tcp --dport P -g wb-allow
 //! wb-allow:  set mark ALLOW; RETURN
+//!
+//! nat POSTROUTING → wb-nat-outgoing: -d <cluster range> → RETURN …; -s <pool> → MASQUERADE
 //! ```
+//!
+//! The nat part is Calico's `cali-nat-outgoing` for the networks with natOutgoing, as weft's
+//! table masquerades them too: a node with a nat table pays NAT's work on every new
+//! connection, so the equivalent must have it when weft's table does.
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -150,11 +156,52 @@ pub fn ruleset(st: &ClusterState, node: &str) -> Result<(String, usize)> {
         out.push('\n');
     }
     out.push_str("COMMIT\n");
-    Ok((out, rules.len()))
+    let nat = nat_outgoing(st);
+    let n = rules.len() + nat.len();
+    if !nat.is_empty() {
+        out.push_str(
+            "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:wb-nat-outgoing - [0:0]\n",
+        );
+        for r in &nat {
+            out.push_str(r);
+            out.push('\n');
+        }
+        out.push_str("COMMIT\n");
+    }
+    Ok((out, n))
 }
 
-/// The empty filter table (restoring it removes the bench's chains).
-pub const EMPTY: &str =
-    "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n";
+/// Calico's natOutgoing: from the pools of the networks that want it, to anything outside the
+/// cluster's ranges (the pools and the service range), masquerade. No rules when no network
+/// wants it.
+fn nat_outgoing(st: &ClusterState) -> Vec<String> {
+    let sources: BTreeSet<String> = st
+        .networks
+        .iter()
+        .filter(|n| n.nat_outgoing && n.driver == weft_model::Driver::Routed)
+        .filter_map(|n| st.pools.iter().find(|p| p.name == n.pool))
+        .map(|p| p.cidr.to_string())
+        .collect();
+    if sources.is_empty() {
+        return vec![];
+    }
+    let mut cluster: BTreeSet<String> = st.pools.iter().map(|p| p.cidr.to_string()).collect();
+    cluster.insert(st.config.service_cidr.to_string());
+    let mut rules = vec!["-A POSTROUTING -j wb-nat-outgoing".to_string()];
+    rules.extend(
+        cluster
+            .iter()
+            .map(|c| format!("-A wb-nat-outgoing -d {c} -j RETURN")),
+    );
+    rules.extend(
+        sources
+            .iter()
+            .map(|s| format!("-A wb-nat-outgoing -s {s} -j MASQUERADE")),
+    );
+    rules
+}
+
+/// The empty filter and nat tables (restoring them removes the bench's chains).
+pub const EMPTY: &str = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n";
 
 pub use weft_bench_common::iptables::Flavor;

@@ -34,6 +34,7 @@ struct Args {
     edits: usize,
     conn_rounds: usize,
     conn_secs: f64,
+    conn_clients: Vec<usize>,
     agent: bool,
 }
 
@@ -46,6 +47,7 @@ fn args() -> Result<Args> {
         edits: 20,
         conn_rounds: 5,
         conn_secs: 2.0,
+        conn_clients: vec![1, 4],
         agent: true,
     };
     let mut it = std::env::args().skip(1);
@@ -65,16 +67,23 @@ fn args() -> Result<Args> {
             "--edits" => a.edits = v()?.parse()?,
             "--conn-rounds" => a.conn_rounds = v()?.parse()?,
             "--conn-seconds" => a.conn_secs = v()?.parse()?,
+            "--conn-clients" => {
+                a.conn_clients = v()?
+                    .split(',')
+                    .map(|s| s.parse())
+                    .collect::<Result<_, _>>()
+                    .context("--conn-clients N[,N…]")?
+            }
             "--no-agent" => a.agent = false,
             "-h" | "--help" => {
-                println!("weft-bench-policy [--endpoints 10,10000] [--policies 1000] [--nodes 50] [--rounds 10] [--edits 20] [--conn-rounds 5] [--conn-seconds 2] [--no-agent]");
+                println!("weft-bench-policy [--endpoints 10,10000] [--policies 1000] [--nodes 50] [--rounds 10] [--edits 20] [--conn-rounds 5] [--conn-seconds 2] [--conn-clients 1,4] [--no-agent]");
                 std::process::exit(0);
             }
             _ => bail!("unknown argument {k}; see --help"),
         }
     }
-    if a.scales.iter().any(|&e| e < 2) || a.nodes == 0 {
-        bail!("--endpoints must be at least 2 (the two real workloads), --nodes at least 1");
+    if a.scales.iter().any(|&e| e < 2) || a.nodes == 0 || a.conn_clients.contains(&0) {
+        bail!("--endpoints must be at least 2 (the two real workloads), --nodes and --conn-clients at least 1");
     }
     Ok(a)
 }
@@ -96,15 +105,20 @@ fn main() -> Result<()> {
     if !ipt {
         eprintln!("note: neither iptables-legacy-restore nor iptables-nft-restore found (apt-get install iptables): the iptables-shaped variants are skipped");
     }
-    let clear = |ns: &str| -> Result<()> {
-        for f in &flavors {
-            f.restore(ns, iptables::EMPTY)?;
-        }
-        Ok(())
-    };
     let mut rep = Report::new("weft policy bench");
     let w = World::new()?;
     connrate::serve(&w.c2().ns)?;
+    // Each iptables flavor runs in a world of its own: iptables-legacy's tables stay on the
+    // namespace's hooks once made (empty, but traversed by every packet), and weft's node
+    // must not pay for them, nor one flavor for the other.
+    let ipt_worlds: Vec<World> = flavors
+        .iter()
+        .map(|f| {
+            let x = w.sibling(f.name())?;
+            connrate::serve(&x.c2().ns)?;
+            Ok(x)
+        })
+        .collect::<Result<_>>()?;
     let mut h = Handle::in_netns(&w.node.ns)?;
     let mut nft = Nft::in_netns(&w.node.ns)?;
     let mut raw = NetlinkBackend::in_netns(&w.node.ns)?;
@@ -219,17 +233,17 @@ fn main() -> Result<()> {
             &program,
         );
         raw.delete(Family::Inet, rules::TABLE)?;
-        for f in &flavors {
+        for (f, wf) in flavors.iter().zip(&ipt_worlds) {
             let mut restore = vec![];
             for _ in 0..a.rounds.min(5) {
-                clear(&w.node.ns_name)?;
+                f.restore(&wf.node.ns_name, iptables::EMPTY)?;
                 let t = Instant::now();
                 let st = ClusterState::load(store)?;
                 let (text, _) = iptables::ruleset(&st, NODE)?;
-                f.restore(&w.node.ns_name, &text)?;
+                f.restore(&wf.node.ns_name, &w.rename_ifaces(&text, wf))?;
                 restore.push(ms(t.elapsed()));
             }
-            clear(&w.node.ns_name)?;
+            f.restore(&wf.node.ns_name, iptables::EMPTY)?;
             rep.series(
                 &format!(
                     "full programming, iptables-shaped: read + render + {}-restore ({e})",
@@ -318,84 +332,37 @@ fn main() -> Result<()> {
         );
     }
 
-    // New connections per second, variants interleaved round by round.
-    let mut variants: Vec<(String, usize, Option<iptables::Flavor>)> = vec![];
-    for (i, s) in scales.iter().enumerate() {
-        variants.push((format!("weft, {} endpoints", s.endpoints), i, None));
-        for f in &flavors {
-            variants.push((
-                format!("{}-shaped, {} endpoints", f.name(), s.endpoints),
-                i,
-                Some(*f),
-            ));
-        }
-    }
-    let mut rates: Vec<Vec<f64>> = vec![vec![]; variants.len()];
-    eprintln!(
-        "connection rate: {} rounds of {} variants, {} s each …",
-        a.conn_rounds,
-        variants.len(),
-        a.conn_secs
-    );
-    for round in 0..a.conn_rounds {
-        for j in 0..variants.len() {
-            let v = (j + round) % variants.len();
-            let (name, si, flavor) = &variants[v];
-            let s = &scales[*si];
-            clear(&w.node.ns_name)?;
-            match flavor {
+    // New connections per second, variants interleaved round by round, for each number of
+    // clients at once.
+    let world_of = |f: Option<iptables::Flavor>| match f {
+        None => &w,
+        Some(f) => &ipt_worlds[flavors.iter().position(|g| *g == f).expect("a flavor")],
+    };
+    for &clients in &a.conn_clients {
+        conn_rates(
+            &a,
+            clients,
+            &scales,
+            &flavors,
+            &world_of,
+            &mut rep,
+            &mut |s, flavor| match flavor {
                 Some(f) => {
-                    raw.delete(Family::Inet, rules::TABLE)?;
-                    f.restore(&w.node.ns_name, &s.ipt)?;
+                    let wf = world_of(Some(f));
+                    f.restore(&wf.node.ns_name, &w.rename_ifaces(&s.ipt, wf))
                 }
                 None => {
                     nft.forget();
-                    weft_agent::reconcile(s.cluster.store.as_ref(), &mut h, &mut nft, NODE)?;
+                    weft_agent::reconcile(s.cluster.store.as_ref(), &mut h, &mut nft, NODE)
+                        .map(|_| ())
                 }
-            }
-            if let Err(e) = connrate::check(&w.c1().ns, w.c2().ip) {
-                if let Ok(secs) =
-                    std::env::var("WEFT_BENCH_HOLD").map(|s| s.parse::<u64>().unwrap_or(60))
-                {
-                    eprintln!(
-                        "check failed ({e:#}); holding {} for {secs} s",
-                        w.node.ns_name
-                    );
-                    std::thread::sleep(Duration::from_secs(secs));
-                }
-                return Err(e.context(format!("variant {name}")));
-            }
-            let r = connrate::measure(&w.c1().ns, w.c2().ip, a.conn_secs)?;
-            if r.failed > 0 {
-                eprintln!("  {name}: {} connections failed", r.failed);
-            }
-            rates[v].push(r.per_second);
-        }
+            },
+        )?;
     }
-    clear(&w.node.ns_name)?;
-    for (v, (name, _, _)) in variants.iter().enumerate() {
-        rep.series(
-            &format!("new connections c1 → c2, {name}"),
-            "conn/s",
-            &rates[v],
-        );
+    for (f, wf) in flavors.iter().zip(&ipt_worlds) {
+        f.restore(&wf.node.ns_name, iptables::EMPTY)?;
     }
-    // The ratios the goals are about: weft at the largest scale against weft at the smallest,
-    // and weft against each iptables-shaped ruleset at the same scale.
-    let names: Vec<String> = variants.iter().map(|v| v.0.clone()).collect();
-    let weft_of = |si: usize| variants.iter().position(|v| v.1 == si && v.2.is_none());
-    if let (Some(big), Some(small)) = (weft_of(scales.len() - 1), weft_of(0)) {
-        if big != small {
-            rep.ratio(&names, &rates, big, small);
-        }
-    }
-    for (v, (_, si, flavor)) in variants.iter().enumerate() {
-        if flavor.is_some() {
-            if let Some(wv) = weft_of(*si) {
-                rep.ratio(&names, &rates, wv, v);
-            }
-        }
-    }
+    raw.delete(Family::Inet, rules::TABLE)?;
 
     // End to end through a running agent: apply, then wait for its status to show the revision.
     if a.agent {
@@ -486,6 +453,93 @@ fn agent_end_to_end(w: &World, s: &Scale, a: &Args, rep: &mut Report) -> Result<
     Ok(())
 }
 
+/// The connection rate of every variant (weft's table, each iptables-shaped ruleset; at every
+/// scale) with `clients` clients at once, the variants interleaved round by round with a
+/// rotating start, each in its world (`world_of`); `load` puts a variant's rules in force. Reports the series and the ratios
+/// the goals are about: weft at the largest scale against weft at the smallest, and weft
+/// against each iptables-shaped ruleset at the same scale.
+fn conn_rates<'w>(
+    a: &Args,
+    clients: usize,
+    scales: &[Scale],
+    flavors: &[iptables::Flavor],
+    world_of: &dyn Fn(Option<iptables::Flavor>) -> &'w World,
+    rep: &mut Report,
+    load: &mut dyn FnMut(&Scale, Option<iptables::Flavor>) -> Result<()>,
+) -> Result<()> {
+    let mut variants: Vec<(String, usize, Option<iptables::Flavor>)> = vec![];
+    for (i, s) in scales.iter().enumerate() {
+        variants.push((format!("weft, {} endpoints", s.endpoints), i, None));
+        for f in flavors {
+            variants.push((
+                format!("{}-shaped, {} endpoints", f.name(), s.endpoints),
+                i,
+                Some(*f),
+            ));
+        }
+    }
+    let mut rates: Vec<Vec<f64>> = vec![vec![]; variants.len()];
+    eprintln!(
+        "connection rate, {clients} client(s): {} rounds of {} variants, {} s each …",
+        a.conn_rounds,
+        variants.len(),
+        a.conn_secs
+    );
+    for round in 0..a.conn_rounds {
+        for j in 0..variants.len() {
+            let v = (j + round) % variants.len();
+            let (name, si, flavor) = &variants[v];
+            load(&scales[*si], *flavor)?;
+            let w = world_of(*flavor);
+            if let Err(e) = connrate::check(&w.c1().ns, w.c2().ip) {
+                if let Ok(secs) =
+                    std::env::var("WEFT_BENCH_HOLD").map(|s| s.parse::<u64>().unwrap_or(60))
+                {
+                    eprintln!(
+                        "check failed ({e:#}); holding {} for {secs} s",
+                        w.node.ns_name
+                    );
+                    std::thread::sleep(Duration::from_secs(secs));
+                }
+                return Err(e.context(format!("variant {name}")));
+            }
+            let r = connrate::measure(&w.c1().ns, w.c2().ip, a.conn_secs, clients)?;
+            if r.failed > 0 {
+                eprintln!(
+                    "  {name}, {clients} client(s): {} connections failed",
+                    r.failed
+                );
+            }
+            rates[v].push(r.per_second);
+        }
+    }
+    let names: Vec<String> = variants
+        .iter()
+        .map(|v| format!("{}, {clients} client(s)", v.0))
+        .collect();
+    for (v, name) in names.iter().enumerate() {
+        rep.series(
+            &format!("new connections c1 → c2, {name}"),
+            "conn/s",
+            &rates[v],
+        );
+    }
+    let weft_of = |si: usize| variants.iter().position(|v| v.1 == si && v.2.is_none());
+    if let (Some(big), Some(small)) = (weft_of(scales.len() - 1), weft_of(0)) {
+        if big != small {
+            rep.ratio(&names, &rates, big, small);
+        }
+    }
+    for (v, (_, si, flavor)) in variants.iter().enumerate() {
+        if flavor.is_some() {
+            if let Some(wv) = weft_of(*si) {
+                rep.ratio(&names, &rates, wv, v);
+            }
+        }
+    }
+    Ok(())
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -493,8 +547,8 @@ fn ms(d: Duration) -> f64 {
 impl Args {
     fn machine(&self) -> String {
         format!(
-            "{} policies, {} nodes, scales {:?}; {} programming rounds, {} edits, {} connection rounds of {} s",
-            self.policies, self.nodes, self.scales, self.rounds, self.edits, self.conn_rounds, self.conn_secs
+            "{} policies, {} nodes, scales {:?}; {} programming rounds, {} edits, {} connection rounds of {} s with {:?} clients",
+            self.policies, self.nodes, self.scales, self.rounds, self.edits, self.conn_rounds, self.conn_secs, self.conn_clients
         )
     }
 }

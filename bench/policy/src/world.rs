@@ -42,6 +42,25 @@ impl World {
         Ok(World { node })
     }
 
+    /// A world of its own beside this one (`<prefix>-<tag>-…`), with its own `c1` and `c2` at
+    /// the same addresses, for a variant that must not share the node's namespace.
+    pub fn sibling(&self, tag: &str) -> Result<World> {
+        let mut node = self.node.sibling(tag)?;
+        for r in &self.node.reals {
+            node.add_real(&r.name, r.ip)?;
+        }
+        Ok(World { node })
+    }
+
+    /// `text` (rules that name this world's workload interfaces) for `other`'s interfaces.
+    pub fn rename_ifaces(&self, text: &str, other: &World) -> String {
+        let mut out = text.to_string();
+        for (mine, theirs) in self.node.reals.iter().zip(&other.node.reals) {
+            out = out.replace(&mine.iface, &theirs.iface);
+        }
+        out
+    }
+
     pub fn c1(&self) -> &Real {
         self.node.real("c1")
     }
