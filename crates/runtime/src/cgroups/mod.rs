@@ -5,6 +5,7 @@
 //! puts the init in it before releasing it, and `delete` removes it once the container's
 //! processes are gone. Only processes of the container are ever moved or signalled.
 
+mod bpf;
 pub(crate) mod mountinfo;
 mod resources;
 mod v1;

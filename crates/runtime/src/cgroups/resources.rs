@@ -91,6 +91,21 @@ pub(crate) fn default_allowed_devices() -> Vec<DeviceRule> {
     out
 }
 
+/// Every rule a container's cgroup gets, in order: deny all, then `spec` (the spec's
+/// `linux.resources.devices`), then [`default_allowed_devices`].
+pub(crate) fn device_rules(spec: &[DeviceRule]) -> Vec<DeviceRule> {
+    let mut out = vec![DeviceRule {
+        allow: false,
+        kind: 'a',
+        major: None,
+        minor: None,
+        access: "rwm".into(),
+    }];
+    out.extend(spec.iter().cloned());
+    out.extend(default_allowed_devices());
+    out
+}
+
 impl Resources {
     /// Reads and checks `linux.resources` (`-1` means unlimited where OCI allows it).
     pub fn from_spec(r: Option<&LinuxResources>) -> Result<Resources, String> {

@@ -178,6 +178,24 @@ fn v2_hierarchy_of_this_machine_create_join_remove() {
     // Joined as the runtime's processes join: the child writes 0 into the join file.
     let (pid, listed) = with_joined_child(&cg, Cgroup::pids);
     assert_eq!(listed, vec![pid]);
+    // Its devices are those of a container: /dev/null opens, a mknod'd /dev/fuse does not.
+    let tmp = tempfile::tempdir().unwrap();
+    let fuse = tmp.path().join("fuse");
+    nix::sys::stat::mknod(
+        &fuse,
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(10, 229),
+    )
+    .expect("mknod");
+    let opens_outside = std::fs::File::open(&fuse).is_ok();
+    assert!(opens_in(&cg, std::path::Path::new("/dev/null")));
+    if opens_outside {
+        assert!(
+            !opens_in(&cg, &fuse),
+            "the device filter lets the cgroup open /dev/fuse"
+        );
+    }
     cg.remove().expect("remove");
     assert!(!m
         .mountpoint
@@ -247,6 +265,29 @@ fn a_child_joins_through_the_join_files_on_this_machine() {
 /// Runs `sleep 30` joined to `cg` as the runtime's processes join (the forked child writes 0
 /// into the join files), and returns its pid with what `look` saw while it ran; removes the
 /// cgroup and fails the test if the child cannot be started.
+/// Whether a process that joined `cg` can open `path` for reading.
+fn opens_in(cg: &Cgroup, path: &std::path::Path) -> bool {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let files = cg.open_join_files().expect("open the join files");
+    let fds: Vec<i32> = files.iter().map(|f| f.as_raw_fd()).collect();
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c").arg(r#"exec 3< "$1""#).arg("sh").arg(path);
+    cmd.stderr(std::process::Stdio::null());
+    // SAFETY: only write(2) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            for &fd in &fds {
+                if libc::write(fd, b"0".as_ptr().cast(), 1) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    cmd.status().expect("run sh in the cgroup").success()
+}
+
 fn with_joined_child<T>(cg: &Cgroup, look: impl FnOnce(&Cgroup) -> T) -> (i32, T) {
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;

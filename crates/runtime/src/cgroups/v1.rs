@@ -53,13 +53,7 @@ pub(super) fn create(cg: &Cgroup, res: &Resources) -> Result<(), String> {
     if let Some(d) = cg.dir("devices") {
         // Deny everything, then the spec's rules in order, then the devices every
         // container may use (as runc and Docker do).
-        write(&d.join("devices.deny"), "a")?;
-        for r in res
-            .devices
-            .iter()
-            .cloned()
-            .chain(super::resources::default_allowed_devices())
-        {
+        for r in super::resources::device_rules(&res.devices) {
             let file = if r.allow {
                 "devices.allow"
             } else {

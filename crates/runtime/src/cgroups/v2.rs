@@ -55,6 +55,8 @@ pub(super) fn create(cg: &Cgroup, mount: &Path, res: &Resources) -> Result<(), S
         dir = dir.join(comp);
         mkdir_all(&dir)?;
     }
+    // Devices: v2 has no files for them, but an eBPF program on the cgroup.
+    super::bpf::attach(&dir, &super::resources::device_rules(&res.devices))?;
     if let Some(m) = res.memory {
         write(&dir.join("memory.max"), &m.to_string())?;
         let swap = dir.join("memory.swap.max");
