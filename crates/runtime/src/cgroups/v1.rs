@@ -52,14 +52,24 @@ pub(super) fn create(cg: &Cgroup, res: &Resources) -> Result<(), String> {
     }
     if let Some(d) = cg.dir("devices") {
         // Deny everything, then the spec's rules in order, then the devices every
-        // container may use (as runc and Docker do).
+        // container may use (as runc and Docker do): one rule per write, through one open
+        // file each for allow and deny.
+        let open = |name: &str| {
+            let p = d.join(name);
+            std::fs::File::options()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&p)
+                .map(|f| (p, f))
+                .map_err(|e| format!("open {}: {e}", d.join(name).display()))
+        };
+        let (mut allow, mut deny) = (open("devices.allow")?, open("devices.deny")?);
         for r in super::resources::device_rules(&res.devices) {
-            let file = if r.allow {
-                "devices.allow"
-            } else {
-                "devices.deny"
-            };
-            write(&d.join(file), &r.line())?;
+            let (path, f) = if r.allow { &mut allow } else { &mut deny };
+            let line = r.line();
+            std::io::Write::write_all(f, line.as_bytes())
+                .map_err(|e| format!("write {line:?} to {}: {e}", path.display()))?;
         }
     }
     Ok(())

@@ -23,6 +23,7 @@
 
 mod cli;
 mod commands;
+mod fast;
 mod log;
 mod oci;
 mod procs;
@@ -40,12 +41,17 @@ pub fn main(args: &[String]) -> i32 {
     if args.get(1).map(String::as_str) == Some("shim") {
         return crate::shim_main(&args[2..]);
     }
-    let cli = match cli::Cli::try_parse_from(args) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { 1 } else { 0 };
-        }
+    // The command lines of every container's life first, without clap's tree; anything else
+    // (and every error and help text) through clap.
+    let cli = match fast::parse(args) {
+        Some(c) => c,
+        None => match cli::Cli::try_parse_from(args) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = e.print();
+                return if e.use_stderr() { 1 } else { 0 };
+            }
+        },
     };
     let logger = log::Logger {
         file: cli.log.clone(),
