@@ -134,6 +134,31 @@ pub fn detach(node: &mut Handle, host_iface: &str) -> Result<()> {
     Ok(())
 }
 
+/// Releases a routed workload's wiring on the node after its container's last process has
+/// exited, without waiting for its veth: deletes the workload's `/32` route (so its address
+/// may be given to another workload at once) and leaves the pair to the kernel, which removes
+/// it with the dying namespace, in its own time.
+///
+/// Why not wait, or delete the veth here: either costs the kernel's RCU work, not ours:
+/// measured on the 2-core test VM, 5-35 ms from a namespace's deletion until its veth is gone,
+/// and 16-37 ms to delete a veth between two live namespaces. `weft run --rm` spent half its
+/// time waiting for it (bench/README.md, "runtime"). Once its route is gone the old veth
+/// carries nothing: no route leads to it, and traffic from it hits the fail-closed drop for
+/// unknown workload interfaces. Only for a namespace that lives on (shared with another
+/// container) must the veth be deleted: [`detach`].
+pub fn unroute(node: &mut Handle, host_iface: &str, ip: Ipv4Addr) -> Result<()> {
+    let Some(link) = node.link_by_name(host_iface)? else {
+        return Ok(()); // already gone, with its route
+    };
+    let ip32 = Ipv4Net::new(ip, 32).expect("/32 is valid");
+    match node.del_route(&Route::new(ip32).dev(link.index)) {
+        Ok(()) => Ok(()),
+        // Gone meanwhile (with the link), or never made.
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("delete the route {ip32} of {host_iface}")),
+    }
+}
+
 /// Removes a workload's veth whose other end is in a network namespace being torn down (its
 /// container's last process has exited): waits up to `grace` for the kernel to remove the
 /// pair with that namespace, and deletes the link itself only if it is still there then (the
@@ -270,6 +295,58 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e:#}"));
         assert!(start.elapsed() >= grace);
         assert!(gone(&mut node, "weftteardown02"));
+    }
+
+    /// Root only: `unroute` takes the workload's route away at once and leaves its veth to
+    /// the kernel, which removes it with the namespace.
+    #[test]
+    fn unroute_drops_the_route_and_leaves_the_veth_to_the_kernel() {
+        if !is_root() {
+            eprintln!(
+                "skipping unroute_drops_the_route_and_leaves_the_veth_to_the_kernel: needs root"
+            );
+            return;
+        }
+        let pid = std::process::id();
+        let names = [format!("weft-t{pid}-urnode"), format!("weft-t{pid}-urctr")];
+        let guard = TestNs(names.to_vec());
+        let node_ns = Netns::create_named(&guard.0[0]).unwrap_or_else(|e| panic!("{e}"));
+        let ctr_ns = Netns::create_named(&guard.0[1]).unwrap_or_else(|e| panic!("{e}"));
+        let mut node = Handle::in_netns(&node_ns).unwrap_or_else(|e| panic!("{e}"));
+        let ip = Ipv4Addr::new(10, 244, 7, 9);
+        let ep = Endpoint {
+            host_iface: "caliunroute01",
+            ip,
+            mtu: None,
+        };
+        attach(&mut node, &node_ns, &ctr_ns, &ep).unwrap_or_else(|e| panic!("{e:#}"));
+        let has_route = |node: &mut Handle| {
+            node.routes(254)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .iter()
+                .any(|r| r.dst == Ipv4Net::new(ip, 32).unwrap())
+        };
+        assert!(has_route(&mut node));
+        unroute(&mut node, "caliunroute01", ip).unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(!has_route(&mut node), "the route goes at once");
+        assert!(
+            node.link_by_name("caliunroute01").unwrap().is_some(),
+            "the veth is left to the kernel"
+        );
+        // Again, and for a veth already gone: nothing to do, no error.
+        unroute(&mut node, "caliunroute01", ip).unwrap_or_else(|e| panic!("{e:#}"));
+        unroute(&mut node, "calinosuchlnk", ip).unwrap_or_else(|e| panic!("{e:#}"));
+        // The namespace dies: the kernel removes the pair.
+        drop(ctr_ns);
+        Netns::delete_named(&guard.0[1]).unwrap_or_else(|e| panic!("{e}"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while node.link_by_name("caliunroute01").unwrap().is_some() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the kernel removes the veth"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     /// True when running as root (`/proc/self` belongs to the effective uid).

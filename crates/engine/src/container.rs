@@ -561,9 +561,23 @@ pub fn remove(c: &Cluster, name: &str, force: bool) -> Result<()> {
         );
         if let Ok(ns) = node.netns() {
             let mut h = Handle::in_netns(&ns)?;
-            // With its last process gone, the container's namespace dies and takes the veth
-            // pair with it; deleting the veth ourselves during that teardown is slower.
-            endpoint::detach_after_teardown(&mut h, &w.host_iface, TEARDOWN_GRACE)?;
+            let shared = weft_store::list_json::<Workload>(c.store.as_ref(), keys::WORKLOADS)?
+                .iter()
+                .any(|(_, o, _)| o.net_of.as_deref() == Some(name));
+            match w.ip {
+                // A routed workload whose namespace dies with it: its route goes now, the
+                // veth with the namespace, in the kernel's time (see `endpoint::unroute`).
+                Some(ip) if !shared && w.host_iface == weft_model::host_iface_name(&w.id) => {
+                    endpoint::unroute(&mut h, &w.host_iface, ip)?
+                }
+                // Another container still lives in the namespace: the veth must go now.
+                _ if shared => endpoint::detach(&mut h, &w.host_iface)?,
+                // A bridge port: the old end answers ARP on the bridge until it is gone, so
+                // its address is released only after that. With its last process gone, the
+                // namespace dies and takes the pair with it; deleting it ourselves during
+                // that teardown is slower.
+                _ => endpoint::detach_after_teardown(&mut h, &w.host_iface, TEARDOWN_GRACE)?,
+            }
         }
     }
     crate::bridge_net::release_ports(c, &crate::bridge_net::ports_of(c, &w.node, &w.name)?);

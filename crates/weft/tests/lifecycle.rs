@@ -75,11 +75,25 @@ fn hundred_parallel_containers_get_distinct_addresses() {
     for pool in usage.as_array().unwrap() {
         assert_eq!(pool["in_use"], 0, "no address may stay held: {pool}");
     }
+    // The veths go with their containers' namespaces, which the kernel tears down in its own
+    // time after `rm` (their routes went at once): none may remain.
     for n in nodes {
-        let links = lab.on(n, &["ip", "-o", "link"]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let links = lab.on(n, &["ip", "-o", "link"]);
+            if !links.contains("cali") {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no cali link may remain on {n}: {links}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let routes = lab.on(n, &["ip", "-o", "route"]);
         assert!(
-            !links.contains("cali"),
-            "no cali link may remain on {n}: {links}"
+            !routes.contains("cali"),
+            "no route to a removed container may remain on {n}: {routes}"
         );
     }
 }
