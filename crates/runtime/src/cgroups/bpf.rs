@@ -348,14 +348,7 @@ mod tests {
             return;
         };
         let tmp = tempfile::tempdir().expect("tempdir");
-        let fuse = tmp.path().join("fuse");
-        nix::sys::stat::mknod(
-            &fuse,
-            nix::sys::stat::SFlag::S_IFCHR,
-            nix::sys::stat::Mode::from_bits_truncate(0o666),
-            nix::sys::stat::makedev(10, 229),
-        )
-        .expect("mknod");
+        let fuse = crate::cgroups::tests::mknod_fuse(tmp.path());
         if std::fs::File::open(&fuse).is_err() {
             eprintln!("skipping: /dev/fuse cannot be opened here at all");
             return;

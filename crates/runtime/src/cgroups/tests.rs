@@ -185,14 +185,7 @@ fn v2_hierarchy_of_this_machine_create_join_remove() {
     assert_eq!(listed, vec![pid]);
     // Its devices are those of a container: /dev/null opens, a mknod'd /dev/fuse does not.
     let tmp = tempfile::tempdir().unwrap();
-    let fuse = tmp.path().join("fuse");
-    nix::sys::stat::mknod(
-        &fuse,
-        nix::sys::stat::SFlag::S_IFCHR,
-        nix::sys::stat::Mode::from_bits_truncate(0o666),
-        nix::sys::stat::makedev(10, 229),
-    )
-    .expect("mknod");
+    let fuse = mknod_fuse(tmp.path());
     let opens_outside = std::fs::File::open(&fuse).is_ok();
     assert!(opens_in(&cg, std::path::Path::new("/dev/null")));
     if opens_outside {
@@ -270,15 +263,32 @@ fn a_child_joins_through_the_join_files_on_this_machine() {
 /// Runs `sleep 30` joined to `cg` as the runtime's processes join (the forked child writes 0
 /// into the join files), and returns its pid with what `look` saw while it ran; removes the
 /// cgroup and fails the test if the child cannot be started.
-/// Whether a process that joined `cg` can open `path` for reading.
-fn opens_in(cg: &Cgroup, path: &std::path::Path) -> bool {
+/// `/dev/fuse` (c 10:229, which anyone may open) made as `dir/fuse`.
+pub(crate) fn mknod_fuse(dir: &std::path::Path) -> std::path::PathBuf {
+    let fuse = dir.join("fuse");
+    nix::sys::stat::mknod(
+        &fuse,
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(10, 229),
+    )
+    .expect("mknod");
+    fuse
+}
+
+/// `program` with `args`, made to join `cg` as the runtime's processes do (writing 0 into
+/// the join files between fork and exec), and the join files it needs kept open.
+fn joined_command(
+    cg: &Cgroup,
+    program: &str,
+    args: &[&std::ffi::OsStr],
+) -> (std::process::Command, Vec<std::fs::File>) {
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
     let files = cg.open_join_files().expect("open the join files");
     let fds: Vec<i32> = files.iter().map(|f| f.as_raw_fd()).collect();
-    let mut cmd = std::process::Command::new("sh");
-    cmd.arg("-c").arg(r#"exec 3< "$1""#).arg("sh").arg(path);
-    cmd.stderr(std::process::Stdio::null());
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args);
     // SAFETY: only write(2) between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
@@ -290,27 +300,23 @@ fn opens_in(cg: &Cgroup, path: &std::path::Path) -> bool {
             Ok(())
         });
     }
+    (cmd, files)
+}
+
+/// Whether a process that joined `cg` can open `path` for reading.
+fn opens_in(cg: &Cgroup, path: &std::path::Path) -> bool {
+    let script = std::ffi::OsStr::new(r#"exec 3< "$1""#);
+    let (mut cmd, _files) = joined_command(
+        cg,
+        "sh",
+        &["-c".as_ref(), script, "sh".as_ref(), path.as_os_str()],
+    );
+    cmd.stderr(std::process::Stdio::null());
     cmd.status().expect("run sh in the cgroup").success()
 }
 
 fn with_joined_child<T>(cg: &Cgroup, look: impl FnOnce(&Cgroup) -> T) -> (i32, T) {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::process::CommandExt;
-    let files = cg.open_join_files().expect("open the join files");
-    let fds: Vec<i32> = files.iter().map(|f| f.as_raw_fd()).collect();
-    let mut cmd = std::process::Command::new("sleep");
-    cmd.arg("30");
-    // SAFETY: only write(2) between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            for &fd in &fds {
-                if libc::write(fd, b"0".as_ptr().cast(), 1) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
+    let (mut cmd, _files) = joined_command(cg, "sleep", &["30".as_ref()]);
     match cmd.spawn() {
         Ok(mut child) => {
             let seen = look(cg);
