@@ -291,6 +291,8 @@ fn exec_process(p: &ProcessConfig, die_with_parent: bool) -> Result<Infallible, 
         .map_err(|e| format!("chdir to cwd {:?}: {}", p.cwd.display(), e.desc()))?;
     nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
     let exec = ExecArgs::new(&p.args, &p.env)?;
+    // Before the capabilities go: raising a hard limit needs CAP_SYS_RESOURCE.
+    crate::config::rlimits::apply(&p.rlimits)?;
     let mut security = p.security.clone();
     // A change of user clears the parent-death signal: arm it again.
     security.pdeathsig = die_with_parent.then_some(libc::SIGKILL);

@@ -253,3 +253,44 @@ fn run_in_the_foreground_returns_the_exit_code() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid signal"));
 }
+
+/// `process.rlimits` of config.json apply to the container's process; a soft limit above
+/// its hard one is refused with the limit's name.
+#[test]
+fn rlimits_of_the_spec_apply_to_the_process() {
+    let Some(env) = Env::new("rlimits_of_the_spec_apply_to_the_process") else {
+        return;
+    };
+    let id = format!("rl-{}", std::process::id());
+    let bundle = env.bundle(&id, sh("ulimit -n; ulimit -Hn"));
+    let _cleanup = Cleanup(&env, id.clone());
+    let config = bundle.dir.join("config.json");
+    let set_rlimits = |soft: u64, hard: u64| {
+        let mut spec: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&config).expect("read config.json"))
+                .expect("config.json");
+        spec["process"]["rlimits"] =
+            serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": soft, "hard": hard}]);
+        std::fs::write(&config, spec.to_string()).expect("write config.json");
+    };
+    let dir = bundle.dir.to_str().expect("utf8");
+
+    set_rlimits(123, 456);
+    let out = runc(&env, &["run", "--bundle", dir, &id]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "123\n456\n");
+
+    set_rlimits(500, 400);
+    let out = runc(&env, &["run", "--bundle", dir, &id]);
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("RLIMIT_NOFILE soft limit 500 is above its hard limit 400"),
+        "{err}"
+    );
+}

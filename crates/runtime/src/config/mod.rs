@@ -15,6 +15,7 @@ use crate::cgroups::{self, Resources};
 use crate::security::Security;
 
 mod options;
+pub(crate) mod rlimits;
 pub(crate) use options::parse_options;
 
 /// The overlay rootfs of a bundle.
@@ -69,6 +70,8 @@ pub(crate) struct ProcessConfig {
     pub cwd: PathBuf,
     /// User, capabilities, no_new_privs, seccomp.
     pub security: Security,
+    /// `process.rlimits`, set just before the capabilities are dropped.
+    pub rlimits: Vec<rlimits::Rlimit>,
 }
 
 /// The uid and gid maps of a user-namespaced container, as written to
@@ -307,6 +310,7 @@ impl InitConfig {
                 env,
                 cwd,
                 security: Security::from_spec(process, linux)?,
+                rlimits: rlimits::from_spec(process.rlimits().as_ref())?,
             },
             tty: process.terminal().unwrap_or(false),
             userns,
