@@ -180,6 +180,7 @@ fn v2_hierarchy_of_this_machine_create_join_remove() {
         path: format!("/weft-unit-{}/c", std::process::id()),
     };
     cg.create(&Resources::default()).expect("create");
+    let _removed = RemoveOnDrop(&cg);
     // Joined as the runtime's processes join: the child writes 0 into the join file.
     let (pid, listed) = with_joined_child(&cg, Cgroup::pids);
     assert_eq!(listed, vec![pid]);
@@ -241,6 +242,7 @@ fn a_child_joins_through_the_join_files_on_this_machine() {
         }
     };
     cg.create(&Resources::default()).expect("create");
+    let _removed = RemoveOnDrop(&cg);
     let (pid, listed) = with_joined_child(&cg, |cg| {
         cg.dirs()
             .iter()
@@ -263,6 +265,16 @@ fn a_child_joins_through_the_join_files_on_this_machine() {
 /// Runs `sleep 30` joined to `cg` as the runtime's processes join (the forked child writes 0
 /// into the join files), and returns its pid with what `look` saw while it ran; removes the
 /// cgroup and fails the test if the child cannot be started.
+/// Removes a real cgroup a test made, also when the test panics (removing one that is gone
+/// is not an error).
+struct RemoveOnDrop<'a>(&'a Cgroup);
+
+impl Drop for RemoveOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.remove();
+    }
+}
+
 /// `/dev/fuse` (c 10:229, which anyone may open) made as `dir/fuse`.
 pub(crate) fn mknod_fuse(dir: &std::path::Path) -> std::path::PathBuf {
     let fuse = dir.join("fuse");
