@@ -31,20 +31,12 @@ pub(crate) fn wait_exit(pid: i32, max: Duration) {
     }
     // SAFETY: a fresh fd from pidfd_open that nothing else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    wait_readable(fd.as_fd(), max);
-}
-
-/// Polls `fd` for reading up to `max`; whether it became readable.
-fn wait_readable(fd: std::os::fd::BorrowedFd<'_>, max: Duration) -> bool {
     let ms = u16::try_from(max.as_millis()).unwrap_or(u16::MAX);
-    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    // Readable once the process has exited; a signal or the timeout ends the wait too.
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
     match poll(&mut fds, PollTimeout::from(ms)) {
-        Ok(n) => n > 0,
-        Err(Errno::EINTR) => false,
-        Err(_) => {
-            std::thread::sleep(max);
-            false
-        }
+        Ok(_) | Err(Errno::EINTR) => {}
+        Err(_) => std::thread::sleep(max),
     }
 }
 

@@ -56,13 +56,15 @@ pub(super) fn create(cg: &Cgroup, res: &Resources) -> Result<(), String> {
         // file each for allow and deny.
         let open = |name: &str| {
             let p = d.join(name);
-            std::fs::File::options()
+            match std::fs::File::options()
                 .write(true)
                 .create(true)
                 .truncate(true)
                 .open(&p)
-                .map(|f| (p, f))
-                .map_err(|e| format!("open {}: {e}", d.join(name).display()))
+            {
+                Ok(f) => Ok((p, f)),
+                Err(e) => Err(format!("open {}: {e}", p.display())),
+            }
         };
         let (mut allow, mut deny) = (open("devices.allow")?, open("devices.deny")?);
         for r in super::resources::device_rules(&res.devices) {

@@ -13,6 +13,9 @@ use std::path::PathBuf;
 
 use super::cli::{Cli, Command, CreateArgs, LogFormat, DEFAULT_ROOT};
 
+/// A flag: long name, short name, whether it takes a value.
+type FlagSpec = (&'static str, Option<char>, bool);
+
 /// Flags (global or of the command) as they are read: name → value (`None`: a switch).
 struct Flags {
     seen: Vec<(&'static str, Option<String>)>,
@@ -40,8 +43,8 @@ impl Flags {
     }
 }
 
-/// The flags each command takes: (long name, short name, takes a value).
-fn command_flags(cmd: &str) -> Option<&'static [(&'static str, Option<char>, bool)]> {
+/// The flags each command takes.
+fn command_flags(cmd: &str) -> Option<&'static [FlagSpec]> {
     Some(match cmd {
         "create" => &[
             ("bundle", Some('b'), true),
@@ -58,14 +61,14 @@ fn command_flags(cmd: &str) -> Option<&'static [(&'static str, Option<char>, boo
     })
 }
 
-/// The global flags: (long name, takes a value).
-const GLOBAL: &[(&str, bool)] = &[
-    ("root", true),
-    ("log", true),
-    ("log-format", true),
-    ("debug", false),
-    ("systemd-cgroup", false),
-    ("rootless", true),
+/// The global flags.
+const GLOBAL: &[FlagSpec] = &[
+    ("root", None, true),
+    ("log", None, true),
+    ("log-format", None, true),
+    ("debug", None, false),
+    ("systemd-cgroup", None, false),
+    ("rootless", None, true),
 ];
 
 /// `args` (with the program name first) read as clap would, or `None` when it is not one of
@@ -82,11 +85,11 @@ pub(crate) fn parse(args: &[String]) -> Option<Cli> {
                 Some((n, v)) => (n, Some(v.to_string())),
                 None => (long, None),
             };
-            let known = GLOBAL
+            let (n, _, takes) = GLOBAL
                 .iter()
-                .map(|&(n, v)| (n, None, v))
-                .chain(cmd.and_then(command_flags).unwrap_or(&[]).iter().copied());
-            let (n, _, takes) = known.into_iter().find(|(n, _, _)| *n == name)?;
+                .chain(cmd.and_then(command_flags).unwrap_or(&[]))
+                .copied()
+                .find(|(n, _, _)| *n == name)?;
             let value = match (takes, inline) {
                 (true, Some(v)) if !v.is_empty() => Some(v),
                 (true, None) => Some(plain_value(it.next()?)?),
