@@ -6,6 +6,15 @@ pub mod iptables;
 pub mod node;
 pub mod report;
 
+/// A flag's value `N[,N…]` as numbers.
+pub fn parse_list(value: &str, flag: &str) -> anyhow::Result<Vec<usize>> {
+    value
+        .split(',')
+        .map(|s| s.parse())
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("{flag} N[,N…]: {e}"))
+}
+
 /// Milliseconds of `d`, as a float.
 pub fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1000.0

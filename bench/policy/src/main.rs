@@ -47,20 +47,14 @@ fn args() -> Result<Args> {
         edits: 20,
         conn_rounds: 5,
         conn_secs: 2.0,
-        conn_clients: vec![1, 4],
+        conn_clients: vec![1, 2],
         agent: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         let mut v = || it.next().with_context(|| format!("{k} needs a value"));
         match k.as_str() {
-            "--endpoints" => {
-                a.scales = v()?
-                    .split(',')
-                    .map(|s| s.parse())
-                    .collect::<Result<_, _>>()
-                    .context("--endpoints N[,N…]")?
-            }
+            "--endpoints" => a.scales = weft_bench_common::parse_list(&v()?, "--endpoints")?,
             "--policies" => a.policies = v()?.parse()?,
             "--nodes" => a.nodes = v()?.parse()?,
             "--rounds" => a.rounds = v()?.parse()?,
@@ -68,15 +62,11 @@ fn args() -> Result<Args> {
             "--conn-rounds" => a.conn_rounds = v()?.parse()?,
             "--conn-seconds" => a.conn_secs = v()?.parse()?,
             "--conn-clients" => {
-                a.conn_clients = v()?
-                    .split(',')
-                    .map(|s| s.parse())
-                    .collect::<Result<_, _>>()
-                    .context("--conn-clients N[,N…]")?
+                a.conn_clients = weft_bench_common::parse_list(&v()?, "--conn-clients")?
             }
             "--no-agent" => a.agent = false,
             "-h" | "--help" => {
-                println!("weft-bench-policy [--endpoints 10,10000] [--policies 1000] [--nodes 50] [--rounds 10] [--edits 20] [--conn-rounds 5] [--conn-seconds 2] [--conn-clients 1,4] [--no-agent]");
+                println!("weft-bench-policy [--endpoints 10,10000] [--policies 1000] [--nodes 50] [--rounds 10] [--edits 20] [--conn-rounds 5] [--conn-seconds 2] [--conn-clients 1,2] [--no-agent]");
                 std::process::exit(0);
             }
             _ => bail!("unknown argument {k}; see --help"),

@@ -46,13 +46,7 @@ fn args() -> Result<Args> {
     while let Some(k) = it.next() {
         let mut v = || it.next().with_context(|| format!("{k} needs a value"));
         match k.as_str() {
-            "--services" => {
-                a.scales = v()?
-                    .split(',')
-                    .map(|s| s.parse())
-                    .collect::<Result<_, _>>()
-                    .context("--services N[,N…]")?
-            }
+            "--services" => a.scales = weft_bench_common::parse_list(&v()?, "--services")?,
             "--rounds" => a.rounds = v()?.parse()?,
             "--big-rounds" => a.big_rounds = v()?.parse()?,
             "--updates" => a.updates = v()?.parse()?,
