@@ -12,10 +12,12 @@
 # its supervisor (the parent that restarts it), min/median/max over the nodes, in MiB.
 #
 #   sudo bench/agent_mem.sh [NODES (50)] [PER (20)] [JOBS (2)]
-#   WEFT=target/release/weft sudo -E bench/agent_mem.sh
+#   WEFT=target/x86_64-unknown-linux-gnu/release/weft sudo -E bench/agent_mem.sh
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/release_dir.sh
+. "$root/bench/release_dir.sh"
 nodes=${1:-50}
 per=${2:-20}
 jobs=${3:-2}
@@ -27,7 +29,7 @@ fi
 if [ -z "${WEFT:-}" ]; then
     echo "agent_mem.sh: cargo build --release -p weft" >&2
     (cd "$root" && cargo build --release -p weft >&2)
-    WEFT="${CARGO_TARGET_DIR:-$root/target}/release/weft"
+    WEFT="$(release_dir "$root")/weft"
 fi
 
 state=$(mktemp -d /tmp/weft-bench-mem.XXXXXX)

@@ -8,6 +8,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/release_dir.sh
+. "$root/bench/release_dir.sh"
 cd "$root"
 
 if [ "$(id -u)" != 0 ]; then
@@ -31,7 +33,7 @@ fi
 
 echo "attach.sh: cargo build --release -p weft-bench-attach" >&2
 cargo build --release -p weft-bench-attach >&2
-bin="${CARGO_TARGET_DIR:-$root/target}/release/weft-bench-attach"
+bin="$(release_dir "$root")/weft-bench-attach"
 
 status=0
 "$bin" "$@" || status=$?

@@ -10,10 +10,12 @@
 # ratios of the medians (goals: published >= 0.95 x direct, bridge >= 0.9 x veth).
 #
 #   sudo bench/bridge.sh [ROUNDS (5)] [SECONDS per measurement (3)]
-#   WEFT=target/debug/weft sudo -E bench/bridge.sh     # use a weft binary already built
+#   WEFT=target/x86_64-unknown-linux-gnu/debug/weft sudo -E bench/bridge.sh     # use a weft binary already built
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/release_dir.sh
+. "$root/bench/release_dir.sh"
 # shellcheck source=bench/iperf_lib.sh
 . "$root/bench/iperf_lib.sh"
 rounds=${1:-5}
@@ -27,7 +29,7 @@ command -v iperf3 >/dev/null || { echo "bridge.sh: iperf3 not found: apt-get ins
 if [ -z "${WEFT:-}" ]; then
     echo "bridge.sh: cargo build --release -p weft" >&2
     (cd "$root" && cargo build --release -p weft >&2)
-    WEFT="${CARGO_TARGET_DIR:-$root/target}/release/weft"
+    WEFT="$(release_dir "$root")/weft"
 fi
 iperf=$(command -v iperf3)
 

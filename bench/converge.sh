@@ -12,10 +12,12 @@
 # The joiner is removed again after each round (`weft lab node rm --force`), so N stays fixed.
 #
 #   sudo bench/converge.sh [ROUNDS (5)] [SIZES ("10 50")]
-#   WEFT=target/release/weft sudo -E bench/converge.sh
+#   WEFT=target/x86_64-unknown-linux-gnu/release/weft sudo -E bench/converge.sh
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/release_dir.sh
+. "$root/bench/release_dir.sh"
 rounds=${1:-5}
 sizes=${2:-10 50}
 
@@ -26,7 +28,7 @@ fi
 if [ -z "${WEFT:-}" ]; then
     echo "converge.sh: cargo build --release -p weft" >&2
     (cd "$root" && cargo build --release -p weft >&2)
-    WEFT="${CARGO_TARGET_DIR:-$root/target}/release/weft"
+    WEFT="$(release_dir "$root")/weft"
 fi
 
 state=$(mktemp -d /tmp/weft-bench-converge.XXXXXX)

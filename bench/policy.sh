@@ -7,6 +7,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/release_dir.sh
+. "$root/bench/release_dir.sh"
 cd "$root"
 if [ "$(id -u)" != 0 ]; then
     echo "policy.sh: needs root (network namespaces, veths, nftables): sudo $0 $*" >&2
@@ -15,7 +17,7 @@ fi
 command -v iptables-legacy-restore >/dev/null || echo "policy.sh: iptables not installed (apt-get install iptables): the iptables-shaped variants will be skipped" >&2
 echo "policy.sh: cargo build --release -p weft-bench-policy" >&2
 cargo build --release -p weft-bench-policy >&2
-"${CARGO_TARGET_DIR:-$root/target}/release/weft-bench-policy" "$@"
+"$(release_dir "$root")/weft-bench-policy" "$@"
 status=$?
 if ip netns list | grep -q '^weft-bpol-'; then
     echo "policy.sh: warning: namespaces left behind:" >&2

@@ -17,8 +17,9 @@ RUNS=${RUNS:-200}
 WARMUP=${WARMUP:-20}
 N_IDLE=${N_IDLE:-100}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
-TARGET=${CARGO_TARGET_DIR:-$HERE/target}
-WEFT=${WEFT:-$TARGET/release/weft}
+# shellcheck source=bench/release_dir.sh
+. "$HERE/bench/release_dir.sh"
+WEFT=${WEFT:-$(release_dir "$HERE")/weft}
 LAB=weft-bench-rt
 # podman's OCI runtime (runc by default; where runc cannot set the rlimits podman asks
 # for, e.g. in a sandbox, PODMAN_RUNTIME=weft-runc measures podman + conmon around weft).

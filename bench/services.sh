@@ -7,6 +7,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/release_dir.sh
+. "$root/bench/release_dir.sh"
 cd "$root"
 if [ "$(id -u)" != 0 ]; then
     echo "services.sh: needs root (network namespaces, veths, nftables): sudo $0 $*" >&2
@@ -16,7 +18,7 @@ command -v iptables-legacy-restore >/dev/null || echo "services.sh: iptables not
 echo "services.sh: cargo build --release -p weft-bench-services" >&2
 cargo build --release -p weft-bench-services >&2
 status=0
-"${CARGO_TARGET_DIR:-$root/target}/release/weft-bench-services" "$@" || status=$?
+"$(release_dir "$root")/weft-bench-services" "$@" || status=$?
 if ip netns list | grep -q '^weft-bsvc-'; then
     echo "services.sh: warning: namespaces left behind:" >&2
     ip netns list | grep '^weft-bsvc-' >&2

@@ -7,10 +7,12 @@
 #
 #   sudo bench/trace.sh [ROUNDS (20)]
 #   SERVICES=10000 POLICIES=1000 (defaults) pick the load;
-#   WEFT=target/release/weft sudo -E bench/trace.sh   # use a weft binary already built
+#   WEFT=target/x86_64-unknown-linux-gnu/release/weft sudo -E bench/trace.sh   # use a weft binary already built
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/release_dir.sh
+. "$root/bench/release_dir.sh"
 rounds=${1:-20}
 services=${SERVICES:-10000}
 policies=${POLICIES:-1000}
@@ -23,7 +25,7 @@ command -v nft >/dev/null || { echo "trace.sh: nft not found: apt-get install nf
 if [ -z "${WEFT:-}" ]; then
     echo "trace.sh: cargo build --release -p weft" >&2
     (cd "$root" && cargo build --release -p weft >&2)
-    WEFT="${CARGO_TARGET_DIR:-$root/target}/release/weft"
+    WEFT="$(release_dir "$root")/weft"
 fi
 
 lab="btr$$"

@@ -8,10 +8,12 @@
 # prints min/median/max per variant and the ratios of the medians (goal: vxlan >= 0.7 x direct).
 #
 #   sudo bench/vxlan.sh [ROUNDS (5)] [SECONDS per measurement (3)]
-#   WEFT=target/debug/weft sudo -E bench/vxlan.sh     # use a weft binary already built
+#   WEFT=target/x86_64-unknown-linux-gnu/debug/weft sudo -E bench/vxlan.sh     # use a weft binary already built
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/release_dir.sh
+. "$root/bench/release_dir.sh"
 # shellcheck source=bench/iperf_lib.sh
 . "$root/bench/iperf_lib.sh"
 rounds=${1:-5}
@@ -25,7 +27,7 @@ command -v iperf3 >/dev/null || { echo "vxlan.sh: iperf3 not found: apt-get inst
 if [ -z "${WEFT:-}" ]; then
     echo "vxlan.sh: cargo build --release -p weft" >&2
     (cd "$root" && cargo build --release -p weft >&2)
-    WEFT="${CARGO_TARGET_DIR:-$root/target}/release/weft"
+    WEFT="$(release_dir "$root")/weft"
 fi
 iperf=$(command -v iperf3)
 
