@@ -94,9 +94,10 @@ pub(crate) fn create(
 }
 
 /// Lets the init of a shimless container exec its process (through the start fifo) and
-/// records that it runs. Errors of the exec itself go to the process's stderr (exit 127);
-/// a missing command was already reported by `create`.
-pub(crate) fn start(sd: &StateDir, mut st: State) -> Result<()> {
+/// removes the fifo, which records that it runs ([`StateDir::current`]). Errors of the
+/// exec itself go to the process's stderr (exit 127); a missing command was already
+/// reported by `create`.
+pub(crate) fn start(sd: &StateDir, st: &State) -> Result<()> {
     let path = sd.fifo();
     let fifo = match nix::fcntl::open(
         &path,
@@ -116,10 +117,7 @@ pub(crate) fn start(sd: &StateDir, mut st: State) -> Result<()> {
     File::from(fifo)
         .write_all(b"G")
         .map_err(io_ctx(format!("write to {}", path.display())))?;
-    let _ = fs::remove_file(&path);
-    st.status = Status::Running;
-    st.started = Some(procfs::now_rfc3339());
-    sd.write(&st)
+    fs::remove_file(&path).map_err(io_ctx(format!("remove {}", path.display())))
 }
 
 #[cfg(test)]
@@ -138,20 +136,26 @@ mod tests {
             "finished": null
         }))
         .expect("state");
-        let e = start(&sd, st).expect_err("no reader on the fifo");
+        let e = start(&sd, &st).expect_err("no reader on the fifo");
         assert!(e.to_string().contains("gone"), "{e}");
         // With a reader (the init's end), start writes G and records the start.
         let reader = nix::fcntl::open(&sd.fifo(), OFlag::O_RDWR, Mode::empty()).expect("open");
         let st: State = serde_json::from_value(serde_json::json!({
             "id": "c1", "status": "created", "pid": 1, "shim_pid": 0,
-            "bundle": "/b", "exit_code": null, "created": "x", "started": null,
+            "bundle": "/b", "exit_code": null, "created": "2000-01-01T00:00:00.000000000Z", "started": null,
             "finished": null
         }))
         .expect("state");
-        start(&sd, st).expect("start");
+        sd.write(&st).expect("write state");
+        assert_eq!(sd.current().expect("state").status, Status::Created);
+        start(&sd, &st).expect("start");
         let mut b = [0u8; 1];
         nix::unistd::read(reader.as_fd(), &mut b).expect("read");
         assert_eq!(&b, b"G");
-        assert_eq!(sd.read().expect("state").status, Status::Running);
+        // Released: the fifo is gone, and that is what says the container runs, since then.
+        assert!(!sd.fifo().exists());
+        let now = sd.current().expect("state");
+        assert_eq!(now.status, Status::Running);
+        assert!(now.started.as_ref().is_some_and(|t| *t > now.created), "{now:?}");
     }
 }

@@ -229,7 +229,7 @@ fn existing(root: &Path, id: &str) -> Result<StateDir> {
 /// `exec "foo": No such file or directory`), after which the container is stopped (127).
 pub fn start(root: &Path, id: &str) -> Result<()> {
     let sd = existing(root, id)?;
-    let st = sd.read()?.reconciled();
+    let st = sd.current()?;
     if st.status != Status::Created {
         return Err(Error::WrongStatus {
             id: id.to_string(),
@@ -239,7 +239,7 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
         });
     }
     if st.shim_pid == 0 {
-        return crate::direct::start(&sd, st);
+        return crate::direct::start(&sd, &st);
     }
     let reply = sock::request(&sd.sock(), "start", START_TIMEOUT).map_err(io_ctx(format!(
         "reach the shim of container {id} at {}",
@@ -267,7 +267,7 @@ pub fn state(root: &Path, id: &str) -> Result<State> {
             msg: "has no state yet (being created, or its creation was interrupted); delete it with force".into(),
         });
     }
-    Ok(sd.read()?.reconciled())
+    sd.current()
 }
 
 /// The states of all containers under `root`, oldest first.
@@ -386,7 +386,7 @@ fn wait_stopped(root: &Path, id: &str, timeout: Duration) -> Result<bool> {
 pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     let sd = existing(root, id)?;
     let mut cgroup_path = None;
-    match sd.read().map(State::reconciled) {
+    match sd.current() {
         Ok(st) => {
             if st.status == Status::Running && !force {
                 return Err(Error::WrongStatus {

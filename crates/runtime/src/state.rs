@@ -2,12 +2,13 @@
 //!
 //! Layout of `<root>/<id>/`:
 //! - `state.json`: [`State`], written only by the shim (atomically: temp file + rename),
-//!   or, for a container without a shim, by `create` and `start`;
+//!   or, for a container without a shim, once by `create` (see [`StateDir::current`]);
 //! - `log`: the container's stdout and stderr (appended);
 //! - `shim.log`: the shim's own diagnostics;
 //! - `shim.sock`: the shim's control socket (`start`);
 //! - `shim.lock`: held (flock) by the shim for its whole life, so `delete` can wait for it;
-//! - `exec.fifo`: without a shim, the fifo on which `start` releases the init;
+//! - `exec.fifo`: without a shim, the fifo on which `start` releases the init; `start`
+//!   removes it, which is what says that the container was started;
 //! - `cgroup`: the container's cgroup path, written before the cgroup is created, so that
 //!   `delete` finds it even when the shim died before writing `state.json`.
 
@@ -177,7 +178,23 @@ impl StateDir {
         self.dir.join("exec.fifo")
     }
 
-    /// Reads `state.json`.
+    /// Reads `state.json` and corrects it by what the kernel and this directory say: a
+    /// shimless container that `start` released (its fifo is gone) runs, since the time
+    /// the fifo went (`start` records nothing else: rewriting `state.json` there cost
+    /// more than the rest of `start`); and [`State::reconciled`].
+    pub fn current(&self) -> Result<State> {
+        let mut st = self.read()?;
+        if st.shim_pid == 0 && st.status == Status::Created && !self.fifo().exists() {
+            st.status = Status::Running;
+            st.started = fs::metadata(&self.dir)
+                .and_then(|m| m.modified())
+                .ok()
+                .map(procfs::rfc3339);
+        }
+        Ok(st.reconciled())
+    }
+
+    /// Reads `state.json` as written.
     pub fn read(&self) -> Result<State> {
         let path = self.state();
         let text = fs::read(&path).map_err(io_ctx(format!("read {}", path.display())))?;
