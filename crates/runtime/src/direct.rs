@@ -156,6 +156,9 @@ mod tests {
         assert!(!sd.fifo().exists());
         let now = sd.current().expect("state");
         assert_eq!(now.status, Status::Running);
-        assert!(now.started.as_ref().is_some_and(|t| *t > now.created), "{now:?}");
+        assert!(
+            now.started.as_ref().is_some_and(|t| *t > now.created),
+            "{now:?}"
+        );
     }
 }

@@ -482,6 +482,8 @@ pub fn logs(root: &Path, id: &str, follow: bool, out: &mut dyn Write) -> Result<
     let sd = existing(root, id)?;
     let path = sd.log();
     let mut file: Option<File> = None;
+    // Following, a write to the log wakes the next copy at once.
+    let mut written: Option<wake::Modified> = None;
     let ctx = || format!("copy the log of container {id}");
     loop {
         if file.is_none() {
@@ -490,6 +492,12 @@ pub fn logs(root: &Path, id: &str, follow: bool, out: &mut dyn Write) -> Result<
                 Err(e) if e.kind() == io::ErrorKind::NotFound => None,
                 Err(e) => return Err(io_ctx(format!("open {}", path.display()))(e)),
             };
+        }
+        if follow && written.is_none() && file.is_some() {
+            written = wake::Modified::new(&path);
+        }
+        if let Some(w) = &written {
+            w.clear(); // before the copy: a write during it wakes the next one
         }
         let (stopped, waited) = match follow.then(|| state(root, id)) {
             None => (true, 0),
@@ -504,7 +512,8 @@ pub fn logs(root: &Path, id: &str, follow: bool, out: &mut dyn Write) -> Result<
         if stopped {
             return Ok(());
         }
-        // Copy new output every LOG_FOLLOW at the latest; the exit wakes the last copy.
-        wake::wait_exit(waited, LOG_FOLLOW);
+        // Copy new output when it is written (every LOG_FOLLOW at the latest, where the log
+        // cannot be watched); the exit wakes the last copy.
+        wake::wait_exit_or(waited, written.as_ref().map(|w| w.fd()), LOG_FOLLOW);
     }
 }
