@@ -22,7 +22,7 @@ use nix::unistd::Pid;
 use crate::cgroups::Cgroup;
 use crate::error::{io_ctx, Error, Result};
 use crate::ops::state;
-use crate::process::ExecArgs;
+use crate::program::{self, ExecArgs};
 use crate::security::{user, Security, Step};
 use crate::state::Status;
 use crate::tty;
@@ -296,6 +296,7 @@ fn spawn(
         let msg = match report[0] {
             b'x' => p.exec.error_message(errno),
             b'n' => format!("join the namespaces of the container: {}", errno.desc()),
+            b'p' => format!("make the process non-dumpable: {}", errno.desc()),
             b'g' => format!("join the cgroup of the container: {}", errno.desc()),
             b'c' => format!("chdir to {cwd:?} in the container: {}", errno.desc()),
             b'd' => format!("redirect the standard streams: {}", errno.desc()),
@@ -328,6 +329,10 @@ fn exec_child(p: &Prepared, stdio: [Option<RawFd>; 3], err_w: RawFd) -> ! {
             libc::_exit(126)
         }
     };
+    // Before joining: the container's processes must not open our /proc/<pid>/exe.
+    if let Err(e) = program::make_non_dumpable() {
+        fail(b'p', 0, e);
+    }
     // SAFETY (whole block): raw system calls on fds owned by the parent's copies.
     unsafe {
         if p.pty.is_none() {

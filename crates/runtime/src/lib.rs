@@ -44,6 +44,7 @@ mod observe;
 mod ops;
 mod process;
 mod procfs;
+mod program;
 pub mod runc;
 mod security;
 mod shim;

@@ -2,9 +2,7 @@
 //! the file systems, waits for `start`, then execs the user's process.
 
 use std::convert::Infallible;
-use std::ffi::CString;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
-use std::os::raw::c_char;
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -15,10 +13,8 @@ use nix::sys::stat::Mode;
 use crate::channel::write_frame;
 use crate::config::{InitConfig, ProcessConfig};
 use crate::mounts::{self, Op, RealSyscall};
+use crate::program::{self, exec_candidates, ExecArgs};
 use crate::tty;
-
-/// `PATH` searched when the environment has none.
-const FALLBACK_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// File descriptors the init works with (all inherited from the shim); every other fd
 /// is closed as the init starts.
@@ -83,6 +79,11 @@ fn wait_for(sync_r: RawFd, want: u8) {
 
 fn run(cfg: &InitConfig, ops: &[Op], fds: &InitFds) -> Result<Infallible, String> {
     join_cgroup(&fds.cgroup_join)?;
+    // Until it execs, this process runs the runtime's binary in the container's namespaces:
+    // no process of the container may open its /proc/<pid>/exe (see `program`). The
+    // binary's identity is read before the root changes.
+    program::make_non_dumpable().map_err(|e| format!("make the init non-dumpable: {e}"))?;
+    let _ = program::runtime_identity();
     let mut keep = vec![fds.sync_r, fds.report_w];
     keep.extend(fds.log_null.iter().flat_map(|(l, n)| [*l, *n]));
     keep.extend(fds.console);
@@ -308,138 +309,4 @@ fn exec_process(p: &ProcessConfig, die_with_parent: bool) -> Result<Infallible, 
     cloexec_above_stdio();
     let err = exec.exec();
     Err(exec.error_message(err))
-}
-
-/// An argv, an envp and the paths to try, prepared so that [`ExecArgs::exec`] only makes
-/// system calls (usable after fork in a multi-threaded process).
-pub(crate) struct ExecArgs {
-    arg0: String,
-    _argv: Vec<CString>,
-    _envp: Vec<CString>,
-    argv_ptrs: Vec<*const c_char>,
-    envp_ptrs: Vec<*const c_char>,
-    candidates: Vec<CString>,
-}
-
-impl ExecArgs {
-    /// Prepares `args` (looked up in the `PATH` of `env` unless `args[0]` has a '/').
-    pub fn new(args: &[String], env: &[String]) -> Result<ExecArgs, String> {
-        let cstr = |s: &String| {
-            CString::new(s.as_bytes()).map_err(|_| format!("{s:?} contains a NUL byte"))
-        };
-        let argv: Vec<CString> = args.iter().map(cstr).collect::<Result<_, _>>()?;
-        let envp: Vec<CString> = env.iter().map(cstr).collect::<Result<_, _>>()?;
-        let arg0 = args.first().cloned().unwrap_or_default();
-        if arg0.is_empty() {
-            return Err("no command to exec".into());
-        }
-        let candidates = exec_candidates(&arg0, env)
-            .iter()
-            .map(cstr)
-            .collect::<Result<_, _>>()?;
-        let ptrs = |v: &Vec<CString>| {
-            v.iter()
-                .map(|c| c.as_ptr())
-                .chain(std::iter::once(std::ptr::null()))
-                .collect()
-        };
-        Ok(ExecArgs {
-            arg0,
-            argv_ptrs: ptrs(&argv),
-            envp_ptrs: ptrs(&envp),
-            _argv: argv,
-            _envp: envp,
-            candidates,
-        })
-    }
-
-    /// Tries each candidate path like execvp(3); returns only on failure, with the errno to
-    /// report (EACCES if some candidate was not executable, else the last other error).
-    /// Async-signal-safe: no allocation.
-    pub fn exec(&self) -> Errno {
-        let mut err = Errno::ENOENT;
-        let mut seen_eacces = false;
-        for c in &self.candidates {
-            // SAFETY: all pointers come from CStrings owned by self, arrays NULL-terminated.
-            unsafe { libc::execve(c.as_ptr(), self.argv_ptrs.as_ptr(), self.envp_ptrs.as_ptr()) };
-            match Errno::last() {
-                Errno::ENOENT | Errno::ENOTDIR => {}
-                Errno::EACCES => seen_eacces = true,
-                e => {
-                    err = e;
-                    break;
-                }
-            }
-        }
-        if seen_eacces && err == Errno::ENOENT {
-            Errno::EACCES
-        } else {
-            err
-        }
-    }
-
-    /// `exec "foo": No such file or directory`.
-    pub fn error_message(&self, err: Errno) -> String {
-        format!("exec {:?}: {}", self.arg0, err.desc())
-    }
-}
-
-/// The paths `arg0` may be executed from: itself when it contains '/', else each
-/// directory of `PATH` (from `env`, or a default).
-pub(crate) fn exec_candidates(arg0: &str, env: &[String]) -> Vec<String> {
-    if arg0.contains('/') {
-        return vec![arg0.to_string()];
-    }
-    let path = env
-        .iter()
-        .rev()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or(FALLBACK_PATH);
-    path.split(':')
-        .map(|d| if d.is_empty() { "." } else { d })
-        .map(|d| format!("{}/{arg0}", d.trim_end_matches('/')))
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn candidates() {
-        let env = vec!["A=1".to_string(), "PATH=/bin:/usr/bin/".to_string()];
-        assert_eq!(exec_candidates("sh", &env), ["/bin/sh", "/usr/bin/sh"]);
-        assert_eq!(exec_candidates("./x", &env), ["./x"]);
-        assert_eq!(exec_candidates("/bin/sh", &[]), ["/bin/sh"]);
-        assert_eq!(exec_candidates("ls", &[]).len(), 6);
-    }
-
-    #[test]
-    fn exec_of_missing_command_reports_enoent() {
-        let e = ExecArgs::new(
-            &["weft-no-such-cmd".into()],
-            &["PATH=/nonexistent:/also/not".into()],
-        )
-        .expect("args");
-        let err = e.exec();
-        assert_eq!(err, Errno::ENOENT);
-        assert_eq!(
-            e.error_message(err),
-            "exec \"weft-no-such-cmd\": No such file or directory"
-        );
-    }
-
-    #[test]
-    fn exec_of_non_executable_reports_eacces() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        std::fs::write(tmp.path().join("f"), "x").expect("write");
-        let env = vec![format!("PATH={}", tmp.path().display())];
-        let e = ExecArgs::new(&["f".into()], &env).expect("args");
-        assert_eq!(e.exec(), Errno::EACCES);
-    }
-
-    #[test]
-    fn nul_bytes_are_rejected() {
-        assert!(ExecArgs::new(&["a\0b".into()], &[]).is_err());
-    }
 }

@@ -312,3 +312,58 @@ fn bad_input_gives_clear_errors_and_leaves_nothing() {
     assert!(env.cgroup_dirs_left().is_empty());
     let _ = Status::Stopped;
 }
+
+/// CVE-2019-5736: a container cannot make the runtime run its own binary inside it (whose
+/// /proc/<pid>/exe would then lead the container to the host's runtime): not as its
+/// program, nor through `exec` of a script whose `#!` names /proc/self/exe.
+#[test]
+fn the_runtime_never_runs_its_own_binary_in_a_container() {
+    let Some(env) = Env::new("selfexe") else {
+        return;
+    };
+    let spec = RunSpec {
+        args: vec!["/proc/self/exe".into(), "--version".into()],
+        ..RunSpec::default()
+    };
+    let b = env.bundle("selfexe", spec);
+    env.create("selfexe", &b).expect("create");
+    let err = weft_runtime::start(&env.root, "selfexe").expect_err("start of /proc/self/exe");
+    assert!(
+        err.to_string().contains("exec \"/proc/self/exe\": refused")
+            && err.to_string().contains("CVE-2019-5736"),
+        "{err}"
+    );
+    let st = env.wait_stopped("selfexe", Duration::from_secs(10));
+    assert_eq!(st.exit_code, Some(127), "{st:?}");
+
+    // The classic exploit: the container's image holds a script `#!/proc/self/exe`, and
+    // someone execs it in the running container.
+    let b = env.bundle(
+        "victim",
+        RunSpec {
+            args: vec!["sleep".into(), "1000".into()],
+            ..RunSpec::default()
+        },
+    );
+    let evil = b.dir.join("upper/evil");
+    std::fs::create_dir_all(evil.parent().expect("upper")).expect("mkdir upper");
+    std::fs::write(&evil, "#!/proc/self/exe\n").expect("write script");
+    std::fs::set_permissions(&evil, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    env.create("victim", &b).expect("create");
+    weft_runtime::start(&env.root, "victim").expect("start");
+    let err = weft_runtime::exec(&env.root, "victim", &["/evil".into()], &[], false)
+        .expect_err("exec of a script run by the runtime's binary");
+    assert!(err.to_string().contains("CVE-2019-5736"), "{err}");
+    // Scripts with another interpreter still run.
+    std::fs::write(&evil, "#!/bin/sh\necho fine\n").expect("rewrite script");
+    let code = weft_runtime::exec(&env.root, "victim", &["/evil".into()], &[], false)
+        .expect("exec of a shell script");
+    assert_eq!(code, 0);
+
+    weft_runtime::stop(&env.root, "victim", Duration::from_millis(200)).expect("stop");
+    for id in ["selfexe", "victim"] {
+        env.delete(id, false).expect("delete");
+    }
+    env.assert_no_mounts();
+}

@@ -1,0 +1,335 @@
+//! The container's program: found like execvp(3) and exec'd, but never the runtime's own
+//! executable.
+//!
+//! CVE-2019-5736: a container whose program resolves to the runtime's binary (a symlink to
+//! /proc/self/exe, or a script whose `#!` line names it) makes the runtime re-execute
+//! itself inside the container. The container's processes can then open /proc/<pid>/exe
+//! and, once no process runs the binary any more, write to the host's runtime. runc and
+//! crun re-execute themselves from a sealed copy of their binary at every start, which
+//! costs a process start each time. weft refuses to execute its own binary instead, for the
+//! price of an open and an fstat per exec:
+//! - each candidate path is opened (following symlinks and /proc's magic links) and
+//!   compared, by device and inode, with the runtime's executable; so are a script's
+//!   interpreters (`#!`, as deep as the kernel follows them);
+//! - the init and `exec`'s process are non-dumpable while they run weft's code, so the
+//!   container's processes cannot open their /proc/<pid>/exe (`make_non_dumpable`).
+//!
+//! What is left: the kernel resolves the path again at execve(2), so a process already
+//! running in the container that swaps a checked file for a link to /proc/self/exe in the
+//! microseconds between the check and the exec can still win. (execveat(2) on the opened
+//! descriptor would close that for binaries, but before Linux 6.13 it names the process
+//! after the descriptor's number, and scripts cannot be run from a close-on-exec one.)
+
+use std::ffi::{CStr, CString};
+use std::os::raw::c_char;
+use std::os::unix::fs::MetadataExt;
+use std::sync::OnceLock;
+
+use nix::errno::Errno;
+
+/// `PATH` searched when the environment has none.
+const FALLBACK_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The errno with which [`ExecArgs::exec`] reports that it refused the runtime's own
+/// executable (execve(2) never returns this one).
+pub(crate) const REFUSED: Errno = Errno::ENOTUNIQ;
+
+/// How deep the kernel follows `#!` interpreters (binfmt_script's recursion limit).
+const MAX_INTERPRETERS: usize = 4;
+
+/// Device and inode of the runtime's executable, read once (so that the init can read it
+/// before its root changes); `None` when /proc/self/exe cannot be read.
+pub(crate) fn runtime_identity() -> Option<(u64, u64)> {
+    static ID: OnceLock<Option<(u64, u64)>> = OnceLock::new();
+    *ID.get_or_init(|| {
+        std::fs::metadata("/proc/self/exe")
+            .ok()
+            .map(|m| (m.dev(), m.ino()))
+    })
+}
+
+/// Makes this process non-dumpable: other processes of its uid (the container's) may not
+/// open its /proc/<pid>/exe, mem or fds. An execve of another program resets it.
+pub(crate) fn make_non_dumpable() -> Result<(), Errno> {
+    // SAFETY: prctl(2) with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// An argv, an envp and the paths to try, prepared so that [`ExecArgs::exec`] only makes
+/// system calls (usable after fork in a multi-threaded process).
+pub(crate) struct ExecArgs {
+    arg0: String,
+    _argv: Vec<CString>,
+    _envp: Vec<CString>,
+    argv_ptrs: Vec<*const c_char>,
+    envp_ptrs: Vec<*const c_char>,
+    candidates: Vec<CString>,
+    /// [`runtime_identity`], read before the fork.
+    runtime: Option<(u64, u64)>,
+}
+
+impl ExecArgs {
+    /// Prepares `args` (looked up in the `PATH` of `env` unless `args[0]` has a '/').
+    pub fn new(args: &[String], env: &[String]) -> Result<ExecArgs, String> {
+        let cstr = |s: &String| {
+            CString::new(s.as_bytes()).map_err(|_| format!("{s:?} contains a NUL byte"))
+        };
+        let argv: Vec<CString> = args.iter().map(cstr).collect::<Result<_, _>>()?;
+        let envp: Vec<CString> = env.iter().map(cstr).collect::<Result<_, _>>()?;
+        let arg0 = args.first().cloned().unwrap_or_default();
+        if arg0.is_empty() {
+            return Err("no command to exec".into());
+        }
+        let candidates = exec_candidates(&arg0, env)
+            .iter()
+            .map(cstr)
+            .collect::<Result<_, _>>()?;
+        let ptrs = |v: &Vec<CString>| {
+            v.iter()
+                .map(|c| c.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect()
+        };
+        Ok(ExecArgs {
+            arg0,
+            argv_ptrs: ptrs(&argv),
+            envp_ptrs: ptrs(&envp),
+            _argv: argv,
+            _envp: envp,
+            candidates,
+            runtime: runtime_identity(),
+        })
+    }
+
+    /// Tries each candidate path like execvp(3); returns only on failure, with the errno to
+    /// report (EACCES if some candidate was not executable, else the last other error).
+    /// Async-signal-safe: no allocation.
+    pub fn exec(&self) -> Errno {
+        let mut err = Errno::ENOENT;
+        let mut seen_eacces = false;
+        for c in &self.candidates {
+            let e = match self.check(c) {
+                Ok(()) => {
+                    // SAFETY: all pointers come from CStrings owned by self, arrays
+                    // NULL-terminated.
+                    unsafe {
+                        libc::execve(c.as_ptr(), self.argv_ptrs.as_ptr(), self.envp_ptrs.as_ptr())
+                    };
+                    Errno::last()
+                }
+                Err(e) => e,
+            };
+            match e {
+                Errno::ENOENT | Errno::ENOTDIR => {}
+                Errno::EACCES => seen_eacces = true,
+                e => {
+                    err = e;
+                    break;
+                }
+            }
+        }
+        if seen_eacces && err == Errno::ENOENT {
+            Errno::EACCES
+        } else {
+            err
+        }
+    }
+
+    /// Checks that `path` and its `#!` interpreters are not the runtime's executable:
+    /// [`REFUSED`] if one is, the error of opening `path` if it cannot be opened (as
+    /// execve would report it). Async-signal-safe: system calls on stack buffers only.
+    fn check(&self, path: &CStr) -> Result<(), Errno> {
+        let Some(runtime) = self.runtime else {
+            return Ok(());
+        };
+        let mut buf = [0u8; 256];
+        // `path`, then each interpreter, which `buf` holds NUL-terminated once read.
+        let mut next: *const c_char = path.as_ptr();
+        for depth in 0..=MAX_INTERPRETERS {
+            // SAFETY: `next` is NUL-terminated (a CStr, or ended in buf below).
+            let (fd, readable) = unsafe {
+                match libc::open(next, libc::O_RDONLY | libc::O_CLOEXEC) {
+                    -1 if Errno::last() == Errno::EACCES => {
+                        // Executable but not readable: compare it all the same.
+                        (libc::open(next, libc::O_PATH | libc::O_CLOEXEC), false)
+                    }
+                    fd => (fd, true),
+                }
+            };
+            if fd < 0 {
+                // The program must open; a missing interpreter is execve's to report.
+                return if depth == 0 {
+                    Err(Errno::last())
+                } else {
+                    Ok(())
+                };
+            }
+            // SAFETY: fstat and pread into buffers of this frame, then close, on our fd.
+            let (same, n) = unsafe {
+                let mut st: libc::stat = std::mem::zeroed();
+                let same = libc::fstat(fd, &mut st) == 0
+                    && (st.st_dev as u64, st.st_ino as u64) == runtime;
+                let n = if readable && !same {
+                    libc::pread(fd, buf.as_mut_ptr().cast(), buf.len() - 1, 0)
+                } else {
+                    0
+                };
+                libc::close(fd);
+                (same, n.max(0) as usize)
+            };
+            if same {
+                return Err(REFUSED);
+            }
+            match interpreter(&mut buf[..n + 1]) {
+                Some(p) => next = p,
+                None => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+
+    /// `exec "foo": No such file or directory`.
+    pub fn error_message(&self, err: Errno) -> String {
+        if err == REFUSED {
+            return format!(
+                "exec {:?}: refused: it is (or its #! interpreter is) the container runtime's \
+                 own executable, which a container must not run (CVE-2019-5736)",
+                self.arg0
+            );
+        }
+        format!("exec {:?}: {}", self.arg0, err.desc())
+    }
+}
+
+/// The interpreter of a script whose first bytes are `head` (its last byte is free for a
+/// NUL): the path after `#!` and optional blanks, NUL-terminated in place, as
+/// binfmt_script reads it. `None` when `head` is not a script's.
+fn interpreter(head: &mut [u8]) -> Option<*const c_char> {
+    let len = head.len().checked_sub(1)?;
+    if len < 2 || &head[..2] != b"#!" {
+        return None;
+    }
+    let start = 2 + head[2..len]
+        .iter()
+        .take_while(|b| matches!(b, b' ' | b'\t'))
+        .count();
+    let end = start
+        + head[start..len]
+            .iter()
+            .take_while(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\0'))
+            .count();
+    if end == start {
+        return None;
+    }
+    head[end] = 0;
+    Some(head[start..].as_ptr().cast())
+}
+
+/// The paths `arg0` may be executed from: itself when it contains '/', else each
+/// directory of `PATH` (from `env`, or a default).
+pub(crate) fn exec_candidates(arg0: &str, env: &[String]) -> Vec<String> {
+    if arg0.contains('/') {
+        return vec![arg0.to_string()];
+    }
+    let path = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(FALLBACK_PATH);
+    path.split(':')
+        .map(|d| if d.is_empty() { "." } else { d })
+        .map(|d| format!("{}/{arg0}", d.trim_end_matches('/')))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates() {
+        let env = vec!["A=1".to_string(), "PATH=/bin:/usr/bin/".to_string()];
+        assert_eq!(exec_candidates("sh", &env), ["/bin/sh", "/usr/bin/sh"]);
+        assert_eq!(exec_candidates("./x", &env), ["./x"]);
+        assert_eq!(exec_candidates("/bin/sh", &[]), ["/bin/sh"]);
+        assert_eq!(exec_candidates("ls", &[]).len(), 6);
+    }
+
+    #[test]
+    fn exec_of_missing_command_reports_enoent() {
+        let e = ExecArgs::new(
+            &["weft-no-such-cmd".into()],
+            &["PATH=/nonexistent:/also/not".into()],
+        )
+        .expect("args");
+        let err = e.exec();
+        assert_eq!(err, Errno::ENOENT);
+        assert_eq!(
+            e.error_message(err),
+            "exec \"weft-no-such-cmd\": No such file or directory"
+        );
+    }
+
+    #[test]
+    fn exec_of_non_executable_reports_eacces() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::fs::write(tmp.path().join("f"), "x").expect("write");
+        let env = vec![format!("PATH={}", tmp.path().display())];
+        let e = ExecArgs::new(&["f".into()], &env).expect("args");
+        assert_eq!(e.exec(), Errno::EACCES);
+    }
+
+    /// A program that resolves to the runtime's own executable (here the test binary, which
+    /// is /proc/self/exe of this process) is refused, directly, through a symlink, as the
+    /// `#!` interpreter of a script, or of a script's interpreter.
+    #[test]
+    fn the_runtimes_own_executable_is_refused() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let d = tmp.path();
+        std::os::unix::fs::symlink("/proc/self/exe", d.join("link")).expect("symlink");
+        let script = |name: &str, text: &str| {
+            std::fs::write(d.join(name), text).expect("write");
+            std::fs::set_permissions(
+                d.join(name),
+                std::os::unix::fs::PermissionsExt::from_mode(0o755),
+            )
+            .expect("chmod");
+        };
+        script("evil.sh", "#!/proc/self/exe\necho\n");
+        script("spaced.sh", "#! \t/proc/self/exe -x\n");
+        script("outer.sh", &format!("#!{}/evil.sh\n", d.display()));
+        let env = vec![format!("PATH={}", d.display())];
+        for prog in ["/proc/self/exe", "link", "evil.sh", "spaced.sh", "outer.sh"] {
+            let e = ExecArgs::new(&[prog.into()], &env).expect("args");
+            assert_eq!(e.exec(), REFUSED, "{prog}");
+            assert!(e.error_message(REFUSED).contains("CVE-2019-5736"));
+        }
+        // Other scripts and missing interpreters are execve's business, as before: a script
+        // whose interpreter does not exist fails with ENOENT from execve.
+        script("other.sh", "#!/nonexistent/weft-interp\n");
+        let e = ExecArgs::new(&["other.sh".into()], &env).expect("args");
+        assert_eq!(e.exec(), Errno::ENOENT);
+    }
+
+    #[test]
+    fn interpreter_lines() {
+        let mut b = *b"#!/bin/sh -e\n\0";
+        let p = interpreter(&mut b).expect("script");
+        // SAFETY: interpreter returns a pointer into b, NUL-terminated.
+        assert_eq!(unsafe { CStr::from_ptr(p) }, c"/bin/sh");
+        let mut b = *b"#!  /usr/bin/env\0";
+        let p = interpreter(&mut b).expect("script");
+        assert_eq!(unsafe { CStr::from_ptr(p) }, c"/usr/bin/env");
+        for head in [&b"\x7fELF\0"[..], b"#!\n\0", b"#\0", b"\0"] {
+            assert!(interpreter(&mut head.to_vec()).is_none(), "{head:?}");
+        }
+    }
+
+    #[test]
+    fn nul_bytes_are_rejected() {
+        assert!(ExecArgs::new(&["a\0b".into()], &[]).is_err());
+    }
+}
