@@ -482,8 +482,11 @@ pub fn logs(root: &Path, id: &str, follow: bool, out: &mut dyn Write) -> Result<
     let sd = existing(root, id)?;
     let path = sd.log();
     let mut file: Option<File> = None;
-    // Following, a write to the log wakes the next copy at once.
+    // Following, a write to the log wakes the next copy at once, once the container has
+    // outlived a first wait: closing an inotify instance waits for an SRCU grace period
+    // (about 14 ms measured), which a short foreground `weft run` must not pay.
     let mut written: Option<wake::Modified> = None;
+    let mut waited_once = false;
     let ctx = || format!("copy the log of container {id}");
     loop {
         if file.is_none() {
@@ -492,9 +495,6 @@ pub fn logs(root: &Path, id: &str, follow: bool, out: &mut dyn Write) -> Result<
                 Err(e) if e.kind() == io::ErrorKind::NotFound => None,
                 Err(e) => return Err(io_ctx(format!("open {}", path.display()))(e)),
             };
-        }
-        if follow && written.is_none() && file.is_some() {
-            written = wake::Modified::new(&path);
         }
         if let Some(w) = &written {
             w.clear(); // before the copy: a write during it wakes the next one
@@ -512,8 +512,15 @@ pub fn logs(root: &Path, id: &str, follow: bool, out: &mut dyn Write) -> Result<
         if stopped {
             return Ok(());
         }
+        if waited_once && written.is_none() && file.is_some() {
+            written = wake::Modified::new(&path);
+            if written.is_some() {
+                continue; // copy once more: what was written before the watch is not missed
+            }
+        }
         // Copy new output when it is written (every LOG_FOLLOW at the latest, where the log
         // cannot be watched); the exit wakes the last copy.
         wake::wait_exit_or(waited, written.as_ref().map(|w| w.fd()), LOG_FOLLOW);
+        waited_once = true;
     }
 }
