@@ -14,11 +14,16 @@
 //! - the init and `exec`'s process are non-dumpable while they run weft's code, so the
 //!   container's processes cannot open their /proc/<pid>/exe (`make_non_dumpable`).
 //!
-//! What is left: the kernel resolves the path again at execve(2), so a process already
-//! running in the container that swaps a checked file for a link to /proc/self/exe in the
-//! microseconds between the check and the exec can still win. (execveat(2) on the opened
-//! descriptor would close that for binaries, but before Linux 6.13 it names the process
-//! after the descriptor's number, and scripts cannot be run from a close-on-exec one.)
+//! What is left:
+//! - the kernel resolves the path again at execve(2), so a process already running in the
+//!   container that swaps a checked file for a link to /proc/self/exe in the microseconds
+//!   between the check and the exec can still win. (execveat(2) on the opened descriptor
+//!   would close that for binaries, but before Linux 6.13 it names the process after the
+//!   descriptor's number, and scripts cannot be run from a close-on-exec one.)
+//! - the check runs with the process's final user and capabilities, so a script it may not
+//!   read is not followed to its interpreter (the kernel reads it anyway). That matters only
+//!   for a container user that may write the host's binary without reading the script: root
+//!   with CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH dropped, and no user namespace.
 
 use std::ffi::{CStr, CString};
 use std::os::raw::c_char;
@@ -149,43 +154,43 @@ impl ExecArgs {
         // `path`, then each interpreter, which `buf` holds NUL-terminated once read.
         let mut next: *const c_char = path.as_ptr();
         for depth in 0..=MAX_INTERPRETERS {
-            // SAFETY: `next` is NUL-terminated (a CStr, or ended in buf below).
-            let (fd, readable) = unsafe {
-                match libc::open(next, libc::O_RDONLY | libc::O_CLOEXEC) {
-                    -1 if Errno::last() == Errno::EACCES => {
-                        // Executable but not readable: compare it all the same.
-                        (libc::open(next, libc::O_PATH | libc::O_CLOEXEC), false)
-                    }
-                    fd => (fd, true),
+            // SAFETY (whole block): `next` is NUL-terminated (a CStr, or ended in buf below);
+            // fstat and pread into buffers of this frame, on fds closed here.
+            unsafe {
+                // O_PATH: opens whatever it is (a fifo would block a plain open, a device
+                // may act on one) without reading it.
+                let fd = libc::open(next, libc::O_PATH | libc::O_CLOEXEC);
+                if fd < 0 {
+                    // The program must open; a missing interpreter is execve's to report.
+                    return if depth == 0 {
+                        Err(Errno::last())
+                    } else {
+                        Ok(())
+                    };
                 }
-            };
-            if fd < 0 {
-                // The program must open; a missing interpreter is execve's to report.
-                return if depth == 0 {
-                    Err(Errno::last())
-                } else {
-                    Ok(())
-                };
-            }
-            // SAFETY: fstat and pread into buffers of this frame, then close, on our fd.
-            let (same, n) = unsafe {
                 let mut st: libc::stat = std::mem::zeroed();
-                let same = libc::fstat(fd, &mut st) == 0
-                    && (st.st_dev as u64, st.st_ino as u64) == runtime;
-                let n = if readable && !same {
-                    libc::pread(fd, buf.as_mut_ptr().cast(), buf.len() - 1, 0)
-                } else {
-                    0
-                };
+                let stat_ok = libc::fstat(fd, &mut st) == 0;
                 libc::close(fd);
-                (same, n.max(0) as usize)
-            };
-            if same {
-                return Err(REFUSED);
-            }
-            match interpreter(&mut buf[..n + 1]) {
-                Some(p) => next = p,
-                None => return Ok(()),
+                if !stat_ok {
+                    return Ok(());
+                }
+                if (st.st_dev as u64, st.st_ino as u64) == runtime {
+                    return Err(REFUSED);
+                }
+                if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+                    return Ok(()); // not executable: execve says so
+                }
+                // A script? (An unreadable file is not checked further: see the module.)
+                let fd = libc::open(next, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC);
+                if fd < 0 {
+                    return Ok(());
+                }
+                let n = libc::pread(fd, buf.as_mut_ptr().cast(), buf.len() - 1, 0);
+                libc::close(fd);
+                match interpreter(&mut buf[..n.max(0) as usize + 1]) {
+                    Some(p) => next = p,
+                    None => return Ok(()),
+                }
             }
         }
         Ok(())
@@ -312,6 +317,19 @@ mod tests {
         script("other.sh", "#!/nonexistent/weft-interp\n");
         let e = ExecArgs::new(&["other.sh".into()], &env).expect("args");
         assert_eq!(e.exec(), Errno::ENOENT);
+    }
+
+    /// The check only looks: a fifo on the way (whose plain open would wait for a writer)
+    /// is left to execve, which refuses it.
+    #[test]
+    fn a_fifo_is_not_opened_for_reading() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let fifo = tmp.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o755))
+            .expect("mkfifo");
+        let env = vec![format!("PATH={}", tmp.path().display())];
+        let e = ExecArgs::new(&["fifo".into()], &env).expect("args");
+        assert_eq!(e.exec(), Errno::EACCES);
     }
 
     #[test]
