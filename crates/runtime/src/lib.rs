@@ -65,6 +65,7 @@ pub use observe::{attach, stats};
 pub use ops::{
     create, create_with, delete, kill, list, logs, start, state, stop, ContainerIo, CreateOptions,
 };
+pub use program::reexec_read_only;
 pub use shim::shim_main;
 pub use state::{State, Status};
 

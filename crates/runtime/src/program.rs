@@ -5,25 +5,26 @@
 //! /proc/self/exe, or a script whose `#!` line names it) makes the runtime re-execute
 //! itself inside the container. The container's processes can then open /proc/<pid>/exe
 //! and, once no process runs the binary any more, write to the host's runtime. runc and
-//! crun re-execute themselves from a sealed copy of their binary at every start, which
-//! costs a process start each time. weft refuses to execute its own binary instead, for the
-//! price of an open and an fstat per exec:
-//! - each candidate path is opened (following symlinks and /proc's magic links) and
-//!   compared, by device and inode, with the runtime's executable; so are a script's
-//!   interpreters (`#!`, as deep as the kernel follows them);
-//! - the init and `exec`'s process are non-dumpable while they run weft's code, so the
-//!   container's processes cannot open their /proc/<pid>/exe (`make_non_dumpable`).
+//! crun re-execute themselves from a sealed copy of their binary at every command, which
+//! costs a process start each time. weft does so only where the container's processes run
+//! alongside, and checks the program everywhere:
+//! - [`ExecArgs::exec`] opens each candidate path (following symlinks and /proc's magic
+//!   links) and compares it, by device and inode, with the runtime's executable; so are a
+//!   script's interpreters (`#!`, as deep as the kernel follows them). A match is refused.
+//! - The init and `exec`'s process are non-dumpable while they run weft's code, so the
+//!   container's processes cannot open their /proc/<pid>/exe ([`make_non_dumpable`]).
+//! - The kernel resolves the path again at execve(2): a process already running in the
+//!   container could swap a checked file for a link to /proc/self/exe in between. Such
+//!   processes exist only once the container runs, when the runtime enters it for `exec`
+//!   alone, and `exec` (weft's and weft-runc's) first re-executes itself from a read-only
+//!   bind mount of its binary ([`reexec_read_only`], about 0.8 ms): what a process that
+//!   lost that race would expose cannot be written. Before `start` no other process is in
+//!   the container, so the init's check has no race to lose.
 //!
-//! What is left:
-//! - the kernel resolves the path again at execve(2), so a process already running in the
-//!   container that swaps a checked file for a link to /proc/self/exe in the microseconds
-//!   between the check and the exec can still win. (execveat(2) on the opened descriptor
-//!   would close that for binaries, but before Linux 6.13 it names the process after the
-//!   descriptor's number, and scripts cannot be run from a close-on-exec one.)
-//! - the check runs with the process's final user and capabilities, so a script it may not
-//!   read is not followed to its interpreter (the kernel reads it anyway). That matters only
-//!   for a container user that may write the host's binary without reading the script: root
-//!   with CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH dropped, and no user namespace.
+//! One corner is left: the check runs with the process's final user and capabilities, so a
+//! script it may not read is not followed to its interpreter (the kernel reads it anyway).
+//! For the init that matters only for root in a container without CAP_DAC_OVERRIDE and
+//! CAP_DAC_READ_SEARCH and without a user namespace, running such a script as its program.
 
 use std::ffi::{CStr, CString};
 use std::os::raw::c_char;
@@ -61,6 +62,59 @@ pub(crate) fn make_non_dumpable() -> Result<(), Errno> {
         return Err(Errno::last());
     }
     Ok(())
+}
+
+/// Set across [`reexec_read_only`]'s execve, so that it cannot loop.
+const SEALED_ENV: &str = "_WEFT_SEALED";
+
+/// Re-executes this process (same pid, arguments and environment) from a read-only bind
+/// mount of its own executable, in a private mount namespace, unless it already runs from
+/// a read-only mount. For commands whose processes enter a running container (`exec`),
+/// where the container's own processes run alongside: should one of them win the race
+/// that [`ExecArgs::exec`]'s check leaves open and make such a process run the runtime's
+/// binary, its /proc/<pid>/exe then leads to a read-only mount, through which the host's
+/// binary cannot be written. Costs one more start of the binary (runc and crun pay that at
+/// every command). A deleted executable (replaced since this process started) is left as
+/// it is: writes to it reach no file.
+pub fn reexec_read_only() -> Result<(), String> {
+    use nix::mount::{mount, MsFlags};
+    use std::os::unix::process::CommandExt;
+
+    let exe_ro = nix::sys::statvfs::statvfs("/proc/self/exe")
+        .map(|v| v.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY));
+    if exe_ro == Ok(true) {
+        return Ok(());
+    }
+    if std::env::var_os(SEALED_ENV).is_some() {
+        return Err(
+            "re-executed from a read-only bind mount of the weft executable, yet it \
+             does not run from a read-only mount"
+                .into(),
+        );
+    }
+    let exe = std::fs::read_link("/proc/self/exe")
+        .map_err(|e| format!("find the weft executable (/proc/self/exe): {e}"))?;
+    if exe.to_string_lossy().ends_with(" (deleted)") {
+        return Ok(());
+    }
+    let none: Option<&str> = None;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| format!("unshare the mount namespace: {e}"))?;
+    mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
+        .map_err(|e| format!("make / private: {e}"))?;
+    mount(Some(&exe), &exe, none, MsFlags::MS_BIND, none)
+        .map_err(|e| format!("bind {} onto itself: {e}", exe.display()))?;
+    let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+    mount(none, &exe, none, ro, none)
+        .map_err(|e| format!("remount {} read-only: {e}", exe.display()))?;
+    let mut args = std::env::args_os();
+    let arg0 = args.next().unwrap_or_else(|| exe.clone().into());
+    let err = std::process::Command::new(&exe)
+        .arg0(arg0)
+        .args(args)
+        .env(SEALED_ENV, "1")
+        .exec();
+    Err(format!("re-execute {}: {err}", exe.display()))
 }
 
 /// An argv, an envp and the paths to try, prepared so that [`ExecArgs::exec`] only makes

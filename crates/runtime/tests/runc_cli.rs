@@ -192,6 +192,31 @@ fn engine_lifecycle_through_the_cli() {
     );
     assert_eq!(String::from_utf8_lossy(&ex.stdout), "bar\n");
 
+    // An exec runs from a read-only bind mount of the weft binary (CVE-2019-5736): what a
+    // container may reach through its /proc/<pid>/exe cannot be written.
+    let mut slow = Command::new(EXE)
+        .arg("--root")
+        .arg(&env.root)
+        .args(["exec", &id, "/bin/sh", "-c", "sleep 2"])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn exec");
+    let exe = format!("/proc/{}/exe", slow.id());
+    wait_for(
+        "exec to run from a read-only mount",
+        Duration::from_secs(5),
+        || {
+            nix::sys::statvfs::statvfs(exe.as_str())
+                .is_ok_and(|v| v.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+        },
+    );
+    assert_eq!(
+        std::fs::read_link(&exe).expect("exe link"),
+        std::fs::canonicalize(EXE).expect("weft-runc"),
+        "the same binary, re-executed"
+    );
+    assert!(slow.wait().expect("wait exec").success());
+
     assert!(runc(&env, &["kill", &id, "KILL"]).status.success());
     assert_eq!(
         reap(init, Duration::from_secs(10)),

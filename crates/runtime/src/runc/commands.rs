@@ -244,6 +244,8 @@ fn exec_plan(a: &ExecArgs) -> Result<ExecPlan, String> {
 }
 
 fn exec(root: &Path, a: &ExecArgs, log: &Logger) -> CmdResult {
+    // This process enters the container: run it from a read-only weft binary.
+    crate::reexec_read_only()?;
     let plan = exec_plan(a)?;
     // Fail early, like runc, when the container cannot take an exec.
     let st = crate::state(root, &a.id).map_err(msg)?;

@@ -138,7 +138,11 @@ fn cluster_command(c: &Cluster, node: Option<&str>, fmt: Format, cmd: Command) -
             }
             Ok(out.exit_code.unwrap_or(0))
         }
-        Command::Exec(a) => weft_engine::exec(c, &a.name, &a.command, &a.env, a.tty),
+        Command::Exec(a) => {
+            // This process enters the container: run it from a read-only weft binary.
+            weft_runtime::reexec_read_only().map_err(anyhow::Error::msg)?;
+            weft_engine::exec(c, &a.name, &a.command, &a.env, a.tty)
+        }
         Command::Ps { all } => {
             let list = weft_engine::ps(c, all)?;
             emit(fmt, &list, || ps_table(&list))?;
