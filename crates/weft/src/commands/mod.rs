@@ -70,6 +70,11 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         }
         other => {
             weft_engine::require_root()?;
+            if matches!(other, Command::Exec(_)) {
+                // This process will enter a container: run it from a read-only weft binary
+                // (before anything is opened, which the re-execution would do again).
+                weft_runtime::reexec_read_only().map_err(anyhow::Error::msg)?;
+            }
             let c = Cluster::open_lab(&cli.lab)?;
             cluster_command(&c, cli.node.as_deref(), fmt, other)
         }
@@ -138,11 +143,7 @@ fn cluster_command(c: &Cluster, node: Option<&str>, fmt: Format, cmd: Command) -
             }
             Ok(out.exit_code.unwrap_or(0))
         }
-        Command::Exec(a) => {
-            // This process enters the container: run it from a read-only weft binary.
-            weft_runtime::reexec_read_only().map_err(anyhow::Error::msg)?;
-            weft_engine::exec(c, &a.name, &a.command, &a.env, a.tty)
-        }
+        Command::Exec(a) => weft_engine::exec(c, &a.name, &a.command, &a.env, a.tty),
         Command::Ps { all } => {
             let list = weft_engine::ps(c, all)?;
             emit(fmt, &list, || ps_table(&list))?;
