@@ -49,6 +49,21 @@ fn s14_isolation_and_limits() {
     );
     let links = lab.ok(&["exec", "box", "ip", "-o", "link"]);
     assert_eq!(links.lines().count(), 2, "only lo and eth0: {links}");
+    // `weft exec` enters the container from a read-only bind mount of the weft binary
+    // (CVE-2019-5736): what the container could reach through /proc/<pid>/exe is read-only.
+    let mut slow = common::weft_cmd()
+        .args(["--lab", &lab.name, "exec", "box", "sleep", "2"])
+        .spawn()
+        .expect("spawn weft exec");
+    let exe = format!("/proc/{}/exe", slow.id());
+    assert!(
+        common::wait_until(Duration::from_secs(5), || {
+            nix::sys::statvfs::statvfs(exe.as_str())
+                .is_ok_and(|v| v.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+        }),
+        "weft exec does not run from a read-only mount"
+    );
+    assert!(slow.wait().expect("wait weft exec").success());
 
     // CPU: --cpus 0.5 holds a busy loop near half a core.
     lab.ok(&[
