@@ -16,8 +16,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=bench/release_dir.sh
-. "$root/bench/release_dir.sh"
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 rounds=${1:-5}
 sizes=${2:-10 50}
 

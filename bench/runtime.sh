@@ -17,8 +17,8 @@ RUNS=${RUNS:-200}
 WARMUP=${WARMUP:-20}
 N_IDLE=${N_IDLE:-100}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=bench/release_dir.sh
-. "$HERE/bench/release_dir.sh"
+# shellcheck source=bench/lib.sh
+. "$HERE/bench/lib.sh"
 WEFT=${WEFT:-$(release_dir "$HERE")/weft}
 LAB=weft-bench-rt
 # podman's OCI runtime (runc by default; where runc cannot set the rlimits podman asks
@@ -100,17 +100,9 @@ machine() {
 part_a() {
     echo "== a) create + start + delete of a busybox bundle ($RUNS runs, $WARMUP warm-up)"
     B=$TMP/bundle
-    mkdir -p "$B/rootfs/bin"
-    cp /bin/busybox "$B/rootfs/bin/busybox"
-    ln -s busybox "$B/rootfs/bin/true"
-    ln -s busybox "$B/rootfs/bin/sh"
-    (cd "$B" && runc spec)
-    sed -i -e 's/"terminal": true/"terminal": false/' -e 's/^\(\t*\)"sh"$/\1"true"/' "$B/config.json"
-    grep -q '"true"' "$B/config.json" || { echo "could not set args in config.json" >&2; exit 1; }
+    busybox_bundle "$B" || exit 1
     mkdir -p "$TMP/root-weft-runc" "$TMP/root-runc" "$TMP/root-crun"
-    cycle() { # RUNTIME-COMMAND ROOT
-        echo "$1 --root $2 create --bundle $B bench >/dev/null </dev/null && $1 --root $2 start bench && $1 --root $2 delete -f bench"
-    }
+    cycle() { runc_cycle "$1" "$2" "$B"; } # RUNTIME-COMMAND ROOT
     # crun 1.8 refuses the hybrid cgroup layout of this machine: all three run in a mount
     # namespace where /sys/fs/cgroup/unified is unmounted.
     unshare -m sh -c "

@@ -9,6 +9,9 @@
 # Needs root, hyperfine, python3, runc (for `runc spec`) and busybox-static. Everything lives
 # in a temp dir, removed at exit.
 set -eu
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$HERE/bench/lib.sh"
 [ $# = 2 ] || { echo "usage: $0 OLD_WEFT NEW_WEFT" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "run as root (namespaces, cgroups, mounts)" >&2; exit 1; }
 RUNS=${RUNS:-60}
@@ -16,15 +19,11 @@ BLOCKS=${BLOCKS:-10}
 TMP=$(mktemp -d /tmp/weft-bench-ab.XXXXXX)
 trap 'for r in A B; do "$TMP/$r/weft-runc" --root "$TMP/root" delete -f bench >/dev/null 2>&1; done; rm -rf "$TMP"' EXIT INT TERM
 chmod 755 "$TMP"
-mkdir -p "$TMP/A" "$TMP/B" "$TMP/root" "$TMP/bundle/rootfs/bin"
+mkdir -p "$TMP/A" "$TMP/B" "$TMP/root"
 ln -s "$(realpath "$1")" "$TMP/A/weft-runc"
 ln -s "$(realpath "$2")" "$TMP/B/weft-runc"
-B=$TMP/bundle
-cp /bin/busybox "$B/rootfs/bin/busybox"
-ln -s busybox "$B/rootfs/bin/true"
-(cd "$B" && runc spec)
-sed -i -e 's/"terminal": true/"terminal": false/' -e 's/^\(\t*\)"sh"$/\1"true"/' "$B/config.json"
-cyc() { echo "$1 --root $TMP/root create --bundle $B bench >/dev/null </dev/null && $1 --root $TMP/root start bench && $1 --root $TMP/root delete -f bench"; }
+busybox_bundle "$TMP/bundle"
+cyc() { runc_cycle "$1" "$TMP/root" "$TMP/bundle"; }
 # As runtime.sh: in a mount namespace without the hybrid layout's cgroup2 mount.
 unshare -m sh -c "
     umount /sys/fs/cgroup/unified 2>/dev/null || true

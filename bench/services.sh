@@ -7,8 +7,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=bench/release_dir.sh
-. "$root/bench/release_dir.sh"
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 cd "$root"
 if [ "$(id -u)" != 0 ]; then
     echo "services.sh: needs root (network namespaces, veths, nftables): sudo $0 $*" >&2

@@ -11,8 +11,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=bench/release_dir.sh
-. "$root/bench/release_dir.sh"
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 rounds=${1:-20}
 services=${SERVICES:-10000}
 policies=${POLICIES:-1000}

@@ -12,8 +12,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=bench/release_dir.sh
-. "$root/bench/release_dir.sh"
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 # shellcheck source=bench/iperf_lib.sh
 . "$root/bench/iperf_lib.sh"
 rounds=${1:-5}
